@@ -1,0 +1,290 @@
+"""The one training loop of dfkd_lib: Algorithm 1 of DFKD-FGVC, shared by every method.
+
+Each iteration runs ``t = method.generator_steps`` synthesis steps, then ``k = method.student_steps`` student
+steps on freshly synthesised batches; each epoch of ``iterations_per_epoch`` iterations ends with an
+evaluation of the student on the real *test* split. Methods differ only by their losses
+(:class:`~dfkd_lib.methods.Method`) and by where their images come from (a :class:`Synthesizer`).
+
+The teacher is frozen and in eval mode throughout, whatever the caller did with it. The loop never touches a
+real training image: it receives only the test loader.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_save, safe_load, write_json
+from .hooks import BNStatistics, batchnorm_layers, NoBatchNormError
+from .methods.base import Method, Step
+from .teachers import autocast, evaluate
+from .utils import provenance, seed_everything
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the run stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class DistillConfig:
+    """Schedule and optimisers of a distillation run (defaults: DFKD-FGVC Sec. 5.1 / Algorithm 1).
+
+    Attributes:
+        epochs: number of epochs (200 in the paper).
+        iterations_per_epoch: Algorithm 1 iterations per epoch (not given by the paper; 50 as in DFAD).
+        batch_size: synthetic images per step (64).
+        lr_generator, betas: Adam for the generator (1e-3, (0.5, 0.999)).
+        lr_student, momentum, weight_decay: SGD for the student and the method's modules (1e-2, 0.9, 5e-4),
+            cosine-annealed per epoch when ``cosine``.
+        seed: seeds Python, numpy and torch at the start (and the synthesiser's noise).
+        amp: ``"bf16"`` autocast for the forward passes, or ``None`` (fp32).
+        generator_steps, student_steps: override the method's ``t`` and ``k`` when not ``None``.
+    """
+
+    epochs: int = 200
+    iterations_per_epoch: int = 50
+    batch_size: int = 64
+    lr_generator: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_student: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    cosine: bool = True
+    seed: int = 0
+    amp: str | None = None
+    generator_steps: int | None = None
+    student_steps: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------- synthesisers
+class Synthesizer:
+    """Where the student's images come from. ``synthesis_step`` improves the source (one generator update,
+    or one optimised batch), ``sample`` draws a detached batch for a student step."""
+
+    def setup(self, config: DistillConfig, device: torch.device) -> None:
+        """Create optimisers; called once by the engine."""
+
+    def synthesis_step(self, teacher: nn.Module, student: nn.Module, method: Method, config: DistillConfig
+                       ) -> dict[str, float]:
+        raise NotImplementedError
+
+    def sample(self, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method: Method, phase: str,
+                 amp: str | None = None) -> Step:
+    """Run teacher and student on ``x`` and pack a :class:`Step`.
+
+    In the generator phase gradients flow through both networks into ``x`` (their weights are frozen by the
+    caller) and the teacher's BN statistics are recorded when ``method.uses_bn``; in the student phase the
+    teacher runs under ``no_grad``.
+    """
+    device = x.device
+    bn_ctx = BNStatistics(teacher) if (method.uses_bn and phase == "generator") else contextlib.nullcontext()
+    grad_ctx = torch.enable_grad() if phase == "generator" else torch.no_grad()
+    with autocast(device, amp):
+        with bn_ctx as bn, grad_ctx:
+            t_logits, t_feats = teacher(x, return_features=True)
+        s_logits, s_feats = student(x, return_features=True)
+    bn_loss = bn.loss() if bn is not None else None
+    return Step(x, t_logits.float(), t_feats, s_logits.float(), s_feats, bn_loss, phase)
+
+
+class GeneratorSynthesizer(Synthesizer):
+    """A generator ``G(z)`` trained adversarially by the method's generator loss (Algorithm 1, lines 2-9).
+
+    Args:
+        generator: maps ``z (N, nz)`` to images ``(N, C, H, W)`` in the teacher's input space; must have
+            ``nz`` and ``sample_z`` (as :class:`~dfkd_lib.models.generators.DCGANGenerator`).
+    """
+
+    def __init__(self, generator: nn.Module):
+        self.generator = generator
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.device = torch.device("cpu")
+
+    def setup(self, config: DistillConfig, device: torch.device) -> None:
+        self.device = device
+        self.generator.to(device).train()
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator,
+                                          betas=config.betas)
+
+    def synthesis_step(self, teacher, student, method, config):
+        x = self.generator(self.generator.sample_z(config.batch_size, self.device))
+        student.requires_grad_(False)
+        try:
+            step = forward_step(teacher, student, x, method, "generator", config.amp)
+            loss, logs = method.generator_loss(step)
+            check_finite(loss, "generator")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        finally:
+            student.requires_grad_(True)
+        return logs
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        return self.generator(self.generator.sample_z(n, self.device))
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLossError(f"{where} loss became {loss.item()}; stopping (the last checkpoint written, "
+                                 "if any, is the last good one)")
+
+
+def check_pair(teacher: nn.Module, student: nn.Module, method: Method, x: torch.Tensor) -> None:
+    """Clear errors for a student/teacher class mismatch and a BN method with a BN-free teacher."""
+    if method.uses_bn and not batchnorm_layers(teacher):
+        raise NoBatchNormError(f"method {method.name!r} uses the teacher's BN statistics, but "
+                               f"{type(teacher).__name__} has no BatchNorm2d layer")
+    with torch.no_grad():
+        t, s = teacher(x[:2]), student(x[:2])
+    if t.shape != s.shape:
+        raise ValueError(f"teacher predicts {t.shape[1]} classes but the student {s.shape[1]}: build the student "
+                         "with the teacher's num_classes")
+
+
+@dataclass
+class DistillResult:
+    """Outcome of :func:`distill`: per-epoch student test accuracy (in [0, 1]) and losses, best and last."""
+
+    history: list[dict] = field(default_factory=list)
+    teacher_accuracy: float | None = None
+    wall_s: float = 0.0
+
+    @property
+    def best_accuracy(self) -> float:
+        return max(h["test_accuracy"] for h in self.history)
+
+    @property
+    def last_accuracy(self) -> float:
+        return self.history[-1]["test_accuracy"]
+
+    def to_dict(self) -> dict:
+        return {"history": self.history, "teacher_accuracy": self.teacher_accuracy,
+                "best_accuracy": self.best_accuracy, "last_accuracy": self.last_accuracy, "wall_s": self.wall_s}
+
+
+def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
+            test_loader, config: DistillConfig, *, device=None, checkpoint: str | Path | None = None,
+            progress: bool = True, teacher_accuracy: float | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> DistillResult:
+    """Distil ``teacher`` into ``student`` without real training data (Algorithm 1 of DFKD-FGVC).
+
+    Args:
+        teacher: trained classifier supporting ``return_features=True``; frozen and put in eval mode here.
+        student: classifier with the same number of classes; trained in place.
+        synthesizer: source of synthetic images (e.g. :class:`GeneratorSynthesizer`).
+        method: the losses and step counts.
+        test_loader: loader over the real **test** split, used only for evaluation after each epoch.
+        config: schedule and optimisers.
+        checkpoint: path of a training checkpoint written atomically after every epoch; when the file
+            exists, the run resumes from it.
+        on_epoch: called with each epoch's record (for live plots).
+
+    Returns:
+        :class:`DistillResult`.
+
+    Raises:
+        ValueError: class mismatch between student and teacher. NoBatchNormError: BN method, BN-free teacher.
+        NonFiniteLossError: a loss became NaN/inf (the last checkpoint on disk is the last good epoch).
+    """
+    device = torch.device(device) if device is not None else next(student.parameters()).device
+    seed_everything(config.seed)
+    teacher.to(device).eval().requires_grad_(False)
+    student.to(device).train()
+    synthesizer.setup(config, device)
+    example = synthesizer.sample(2).detach()
+    check_pair(teacher, student, method, example)
+    method.setup(teacher, student, example)
+    method.to(device).train()
+    params = list(student.parameters()) + [p for p in method.parameters() if p.requires_grad]
+    opt_s = torch.optim.SGD(params, lr=config.lr_student, momentum=config.momentum,
+                            weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.epochs) if config.cosine else None
+    t_steps = config.generator_steps if config.generator_steps is not None else method.generator_steps
+    k_steps = config.student_steps if config.student_steps is not None else method.student_steps
+    result, start, elapsed = DistillResult(teacher_accuracy=teacher_accuracy), 0, 0.0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.is_file():
+        st = safe_load(ckpt, map_location=device)
+        student.load_state_dict(st["student"]), method.load_state_dict(st["method"])
+        synthesizer.load_state_dict(st["synthesizer"]), opt_s.load_state_dict(st["opt_student"])
+        if sched is not None:
+            sched.load_state_dict(st["sched"])
+        result.history, start, elapsed = st["history"], st["epoch"], st["wall_s"]
+        torch.set_rng_state(st["torch_rng"])
+    t0 = time.time() - elapsed
+    for epoch in range(start, config.epochs):
+        sums: dict[str, float] = {}
+        bar = tqdm(range(config.iterations_per_epoch), desc=f"{method.name} epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress, leave=False)
+        for _ in bar:
+            for _ in range(t_steps):
+                for k, v in synthesizer.synthesis_step(teacher, student, method, config).items():
+                    sums["G/" + k] = sums.get("G/" + k, 0.0) + v / t_steps
+            for _ in range(k_steps):
+                x = synthesizer.sample(config.batch_size).detach()
+                step = forward_step(teacher, student, x, method, "student", config.amp)
+                loss, logs = method.student_loss(step)
+                check_finite(loss, "student")
+                opt_s.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_s.step()
+                for k, v in logs.items():
+                    sums["S/" + k] = sums.get("S/" + k, 0.0) + v / k_steps
+            bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items() if k.startswith("S/")})
+        if sched is not None:
+            sched.step()
+        acc = evaluate(student, test_loader, device)
+        student.train()
+        record = {"epoch": epoch + 1, "test_accuracy": acc, "wall_s": round(time.time() - t0, 1),
+                  **{k: v / config.iterations_per_epoch for k, v in sums.items()}}
+        result.history.append(record)
+        if progress:
+            print(f"epoch {epoch + 1}: student test accuracy {acc:.4f}")
+        if on_epoch is not None:
+            on_epoch(record)
+        if ckpt is not None:
+            atomic_save({"student": student.state_dict(), "method": method.state_dict(),
+                         "synthesizer": synthesizer.state_dict(), "opt_student": opt_s.state_dict(),
+                         "sched": sched.state_dict() if sched is not None else None,
+                         "history": result.history, "epoch": epoch + 1, "wall_s": time.time() - t0,
+                         "torch_rng": torch.get_rng_state()}, ckpt)
+    result.wall_s = round(time.time() - t0, 1)
+    return result
+
+
+def write_result(path: str | Path, result: DistillResult, config: DistillConfig, extra: dict | None = None,
+                 command: str | None = None) -> dict:
+    """Write a result JSON: config, per-epoch accuracy, best/last, wall time and provenance."""
+    out = {"config": asdict(config), **(extra or {}), **result.to_dict(), "provenance": provenance(command)}
+    if math.isnan(out["best_accuracy"]):  # pragma: no cover - evaluate never returns NaN
+        raise ValueError("best accuracy is NaN")
+    write_json(out, path)
+    return out

@@ -1,0 +1,66 @@
+"""The shape every DFKD method shares: two losses and a schedule, never a loop of its own.
+
+A :class:`Method` says what the synthesiser (generator) minimises and what the student minimises, given a
+:class:`Step` that the engine (:mod:`dfkd_lib.engine`) fills with the synthetic batch and the outputs of the
+teacher and the student on it. Trainable helpers of a method (MHA modules, projectors, adapters) are
+sub-modules of the ``Method`` and are trained with the student.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..models.resnet import Features
+
+
+@dataclass
+class Step:
+    """Everything a loss may look at in one optimisation step.
+
+    Attributes:
+        x: synthetic images ``(N, C, H, W)`` in the teacher's input space (requires grad in the generator phase).
+        teacher_logits, student_logits: ``(N, K)``.
+        teacher_features, student_features: :class:`~dfkd_lib.models.resnet.Features` of the same images.
+        bn_loss: the teacher's BN-statistics distance (scalar, DFKD-FGVC Eq. 3), or ``None`` when the
+            method has ``uses_bn = False``.
+        phase: ``"generator"`` or ``"student"``.
+    """
+
+    x: torch.Tensor
+    teacher_logits: torch.Tensor
+    teacher_features: Features
+    student_logits: torch.Tensor
+    student_features: Features
+    bn_loss: torch.Tensor | None
+    phase: str
+
+
+class Method(nn.Module):
+    """Base class of a DFKD method: the losses of Algorithm 1's two stages and its step counts.
+
+    Subclasses set :attr:`name`, :attr:`uses_bn`, :attr:`generator_steps` (``t``) and :attr:`student_steps`
+    (``k``), and implement :meth:`generator_loss` and :meth:`student_loss`. They may override :meth:`setup`
+    to build modules that depend on the teacher and the student (called once by the engine before any
+    optimiser is created).
+    """
+
+    name = "method"
+    uses_bn = False
+    generator_steps = 1
+    student_steps = 5
+
+    def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
+        """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""
+
+    def generator_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss the generator minimises, and named float terms for logging."""
+        raise NotImplementedError
+
+    def student_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss the student (and this method's own modules) minimise, and named float terms."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"t={self.generator_steps}, k={self.student_steps}, uses_bn={self.uses_bn}"

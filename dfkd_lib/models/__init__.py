@@ -1,0 +1,37 @@
+"""Classifiers and generators, with a name registry for the command line and checkpoints.
+
+Classifiers return logits, or ``(logits, Features)`` with ``return_features=True`` (see
+:mod:`dfkd_lib.models.resnet`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .resnet import BasicBlock, CifarResNet, Features, resnet8, resnet18, resnet34
+
+CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
+    "resnet8": resnet8,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+}
+
+
+def register_classifier(name: str):
+    """Decorator adding a classifier factory ``f(num_classes, in_channels, width) -> nn.Module``."""
+    def deco(fn):
+        CLASSIFIERS[name] = fn
+        return fn
+    return deco
+
+
+def build_classifier(name: str, num_classes: int, in_channels: int = 3, width: int = 64) -> nn.Module:
+    """Build a registered classifier by name; ``KeyError`` lists the known names."""
+    if name not in CLASSIFIERS:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(CLASSIFIERS))}")
+    return CLASSIFIERS[name](num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+__all__ = ["BasicBlock", "CifarResNet", "Features", "resnet8", "resnet18", "resnet34", "CLASSIFIERS",
+           "build_classifier", "register_classifier"]

@@ -1,0 +1,59 @@
+"""Seeds, devices, the fast switch and provenance: small helpers every module shares."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def fast_mode() -> bool:
+    """``True`` when ``DFKD_FAST`` is set to a non-empty value other than ``0``: every run shrinks for tests."""
+    return os.environ.get("DFKD_FAST", "0") not in ("", "0", "false", "False")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) for a reproducible run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def project_root() -> Path:
+    """The repository root (the folder above the ``dfkd_lib`` package)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str | None:
+    """Current git commit of the project, or ``None`` outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(command: str | None = None) -> dict:
+    """What produced a result: command, git commit, time, machine, library versions."""
+    return {
+        "command": command if command is not None else " ".join(["python"] + sys.argv),
+        "git_commit": git_commit(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "fast_mode": fast_mode(),
+    }
