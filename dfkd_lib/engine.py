@@ -268,14 +268,14 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         result.history.append(record)
         if progress:
             print(f"epoch {epoch + 1}: student test accuracy {acc:.4f}")
-        if on_epoch is not None:
-            on_epoch(record)
         if ckpt is not None:
             atomic_save({"student": student.state_dict(), "method": method.state_dict(),
                          "synthesizer": synthesizer.state_dict(), "opt_student": opt_s.state_dict(),
                          "sched": sched.state_dict() if sched is not None else None,
                          "history": result.history, "epoch": epoch + 1, "wall_s": time.time() - t0,
                          "torch_rng": torch.get_rng_state()}, ckpt)
+        if on_epoch is not None:
+            on_epoch(record)
     result.wall_s = round(time.time() - t0, 1)
     return result
 

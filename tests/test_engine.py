@@ -1,0 +1,100 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from dfkd_lib.data import dataset_spec
+from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, NonFiniteLossError, distill
+from dfkd_lib.hooks import NoBatchNormError
+from dfkd_lib.methods import AdversarialBNDistillation, build_method
+from dfkd_lib.models import resnet8
+from dfkd_lib.models.generators import DCGANGenerator
+from dfkd_lib.models.resnet import Features
+
+SPEC = dataset_spec("fashion-mnist")
+CFG = DistillConfig(epochs=2, iterations_per_epoch=1, batch_size=4, generator_steps=1, student_steps=2)
+
+
+def _parts(seed=0, classes=10):
+    torch.manual_seed(seed)
+    return (resnet8(10, 1, 4).eval(), resnet8(classes, 1, 4), DCGANGenerator.for_dataset(SPEC, nz=8, width=4))
+
+
+def test_distill_runs_and_teacher_stays_frozen(tiny_loader):
+    t, s, g = _parts()
+    t.train()  # the engine must put it in eval mode and freeze it
+    before = {k: v.clone() for k, v in t.state_dict().items()}
+    w0 = s.fc.weight.clone()
+    res = distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, CFG, progress=False)
+    assert len(res.history) == 2 and 0 <= res.best_accuracy <= 1
+    assert all(torch.equal(before[k], v) for k, v in t.state_dict().items())  # BN running stats untouched
+    assert not t.training and not any(p.requires_grad for p in t.parameters())
+    assert not torch.equal(w0, s.fc.weight)
+    assert {"G/L_BN", "G/L_KD", "S/L_KD"} <= set(res.history[0])
+
+
+def test_resume_gives_the_same_run(tiny_loader, tmp_path):
+    t, s, g = _parts()
+    full = distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, CFG, progress=False)
+    t, s, g = _parts()
+    one = DistillConfig(**{**CFG.__dict__, "epochs": 2})
+    ck = tmp_path / "run.pt"
+    # stop after the first epoch by raising from the callback, then resume from the checkpoint
+    def stop(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, one, checkpoint=ck,
+                progress=False, on_epoch=stop)
+    assert ck.is_file()
+    t, s, g = _parts(seed=123)  # fresh weights: everything must come from the checkpoint
+    t.load_state_dict(_parts()[0].state_dict())
+    res = distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, one, checkpoint=ck,
+                  progress=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert res.history[1]["S/L_KD"] == pytest.approx(full.history[1]["S/L_KD"], rel=1e-4)
+
+
+class NaNMethod(AdversarialBNDistillation):
+    def student_loss(self, step):
+        loss, logs = super().student_loss(step)
+        return loss * float("nan"), logs
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_loader, tmp_path):
+    t, s, g = _parts()
+    ck = tmp_path / "run.pt"
+    with pytest.raises(NonFiniteLossError):
+        distill(t, s, GeneratorSynthesizer(g), NaNMethod(), tiny_loader, CFG, checkpoint=ck, progress=False)
+    assert not ck.exists()  # nothing half-good was written
+
+
+def test_class_mismatch_is_a_clear_error(tiny_loader):
+    t, s, g = _parts(classes=4)
+    with pytest.raises(ValueError, match="teacher predicts 10 classes but the student 4"):
+        distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, CFG, progress=False)
+
+
+class NoBNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4, 10)
+
+    def forward(self, x, return_features=False):
+        f = torch.relu(self.conv(x))
+        pen = f.mean((2, 3))
+        out = self.fc(pen)
+        return (out, Features([f], pen)) if return_features else out
+
+
+def test_bn_method_with_bn_free_teacher(tiny_loader):
+    _, s, g = _parts()
+    with pytest.raises(NoBatchNormError, match="BatchNorm2d"):
+        distill(NoBNNet(), s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, CFG,
+                progress=False)
+
+
+def test_unknown_method():
+    with pytest.raises(KeyError, match="known methods"):
+        build_method("no-such-method")
