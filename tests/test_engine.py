@@ -98,3 +98,28 @@ def test_bn_method_with_bn_free_teacher(tiny_loader):
 def test_unknown_method():
     with pytest.raises(KeyError, match="known methods"):
         build_method("no-such-method")
+
+
+def test_cli_distill_never_reads_the_training_split(tmp_path, monkeypatch):
+    """A data-free run may read the real test split only: every IDX file opened is recorded."""
+    from conftest import HAS_FMNIST
+    if not HAS_FMNIST:
+        pytest.skip("Fashion-MNIST not installed")
+    from dfkd_lib import cli, data
+    from dfkd_lib.checkpoint import save_model
+
+    teacher = tmp_path / "teacher.pt"
+    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
+                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    opened = []
+    real = data._read_idx
+    monkeypatch.setattr(data, "_read_idx", lambda p: opened.append(p.name) or real(p))
+    monkeypatch.setenv("DFKD_FAST", "1")
+    out = tmp_path / "result.json"
+    assert cli.main(["distill", "--teacher", str(teacher), "--student", "resnet8", "--student-width", "4",
+                     "--generator-width", "4", "--nz", "8", "--out", str(out)]) == 0
+    assert opened and all(name.startswith("t10k-") for name in opened), opened
+    res = json.loads(out.read_text())
+    assert res["provenance"]["command"].startswith("python -m dfkd_lib distill")
+    assert len(res["history"]) == 1 and res["test_images"] == 200
+    assert set(res) >= {"config", "best_accuracy", "last_accuracy", "wall_s", "teacher"}
