@@ -7,6 +7,7 @@ else train. Shipped teachers live in ``dfkd_lib/assets/teachers/``.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, re
                          save_model)
 from .data import dataset_spec, get_dataset
 from .models import build_classifier
-from .utils import default_device, provenance, seed_everything
+from .utils import default_device, fast_mode, provenance, seed_everything
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "teachers"
 
@@ -195,6 +196,8 @@ def load_or_train_teacher(dataset: str = "fashion-mnist", arch: str = "resnet34"
     path = Path(path) if path is not None else default_teacher_path(dataset, arch, width)
     if path.is_file() and manifest_path(path).is_file():
         return load_teacher(path, device)
+    if fast_mode():  # a throw-away teacher for smoke tests must never replace a shipped checkpoint
+        path = Path(tempfile.mkdtemp(prefix="dfkd_fast_teacher_")) / path.name
     cfg = TeacherConfig(dataset=dataset, arch=arch, width=width, **config)
     model, manifest = train_teacher(cfg, path, device, progress)
     return model.requires_grad_(False), manifest
