@@ -15,8 +15,9 @@ book: setup data widgets-js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 	@echo "Book: _build/html/index.html"
 
+# Library tests, then every chapter executed by nbmake in fast mode (DFKD_FAST=1 shrinks every run).
 test: setup data
-	$(PY) -m pytest -q
+	DFKD_FAST=1 $(PY) -m pytest -q --nbmake tests book
 
 setup: $(STAMP)
 
