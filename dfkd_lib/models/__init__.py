@@ -10,11 +10,18 @@ from typing import Callable
 from torch import nn
 
 from .resnet import BasicBlock, CifarResNet, Features, resnet8, resnet18, resnet34
+from .wrn import wrn16_1, wrn16_2, wrn40_1, wrn40_2
+from .mobilenetv2 import mobilenetv2
 
 CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
     "resnet8": resnet8,
     "resnet18": resnet18,
     "resnet34": resnet34,
+    "wrn16_1": wrn16_1,
+    "wrn16_2": wrn16_2,
+    "wrn40_1": wrn40_1,
+    "wrn40_2": wrn40_2,
+    "mobilenetv2": mobilenetv2,
 }
 
 
