@@ -40,7 +40,20 @@ def _distill(args, argv) -> int:
     return 0
 
 
+def _sweep(args, argv) -> int:
+    from .sweep import run_sweep, summarize
+
+    run_sweep(args.spec, only=args.only)
+    print(summarize(args.spec).to_string())
+    return 0
+
+
 def add_commands(sub) -> None:
+    w = sub.add_parser("sweep", help="run the missing runs of a results spec (variants x datasets x seeds)")
+    w.add_argument("spec", help="JSON spec, e.g. results/dfkd_fgvc_ablation.json")
+    w.add_argument("--only", default=None, help="run only this variant")
+    w.set_defaults(func=_sweep)
+
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")
     d.add_argument("--dataset", default="fashion-mnist")
     d.add_argument("--teacher", default=None, help="teacher checkpoint (default: the shipped one)")
