@@ -162,8 +162,11 @@ def check_pair(teacher: nn.Module, student: nn.Module, method: Method, x: torch.
     if method.uses_bn and not batchnorm_layers(teacher):
         raise NoBatchNormError(f"method {method.name!r} uses the teacher's BN statistics, but "
                                f"{type(teacher).__name__} has no BatchNorm2d layer")
+    was_training = student.training
+    student.eval()  # a shape probe must not move the student's BN running statistics
     with torch.no_grad():
         t, s = teacher(x[:2]), student(x[:2])
+    student.train(was_training)
     if t.shape != s.shape:
         raise ValueError(f"teacher predicts {t.shape[1]} classes but the student {s.shape[1]}: build the student "
                          "with the teacher's num_classes")

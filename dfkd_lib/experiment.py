@@ -14,11 +14,12 @@ from .data import dataset_spec
 from .engine import DistillConfig, GeneratorSynthesizer, distill, write_result
 from .methods import build_method
 from .models import build_classifier
+from .models.attention_generator import AttentionGenerator
 from .models.generators import DCGANGenerator
-from .teachers import default_teacher_path, load_teacher, test_loader
+from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
-GENERATORS = {"dcgan": DCGANGenerator}
+GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
 
 
 def register_generator(name: str, cls) -> None:
@@ -74,7 +75,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width).to(device)
     g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
     m = build_method(method, **(method_options or {}))
-    loader = test_loader(dataset, limit=test_limit)
+    loader = real_test_loader(dataset, limit=test_limit)
     result = distill(t_model, s_model, GeneratorSynthesizer(g_model), m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"])
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),

@@ -76,7 +76,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device=None, progress: bool =
     return (p == t).float().mean().item()
 
 
-def test_loader(dataset: str, batch_size: int = 500, root=None, limit: int | None = None) -> DataLoader:
+def real_test_loader(dataset: str, batch_size: int = 500, root=None, limit: int | None = None) -> DataLoader:
     """Loader over the real *test* split (the only real data a data-free student is measured on)."""
     ds = get_dataset(dataset, train=False, root=root)
     if limit is not None:
@@ -102,7 +102,7 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
         train_set = Subset(train_set, range(min(config.train_limit, len(train_set))))
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=gen)
-    tests = test_loader(config.dataset, root=config.root)
+    tests = real_test_loader(config.dataset, root=config.root)
     model = build_classifier(config.arch, spec.num_classes, spec.in_channels, config.width).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay, nesterov=True)
