@@ -76,3 +76,13 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(Exception):
         safe_load(tmp_path / "evil.pt")
+
+
+def test_torchvision_resnets_follow_the_feature_convention():
+    m = build_classifier("tv_resnet18", 5, 3)
+    logits, f = m(torch.randn(2, 3, 64, 64), return_features=True)
+    assert logits.shape == (2, 5) and f.penultimate.shape == (2, 512)
+    assert [s.shape[1] for s in f.stages] == m.stage_channels == [64, 128, 256, 512]
+    assert [s.shape[-1] for s in f.stages] == [16, 8, 4, 2]
+    with pytest.raises(ValueError, match="width 64"):
+        build_classifier("tv_resnet34", 5, 3, width=16)

@@ -12,6 +12,7 @@ from torch import nn
 from .resnet import BasicBlock, CifarResNet, Features, resnet8, resnet18, resnet34
 from .wrn import wrn16_1, wrn16_2, wrn40_1, wrn40_2
 from .mobilenetv2 import mobilenetv2
+from .imagenet_resnet import TorchvisionResNet, tv_resnet18, tv_resnet34
 
 CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
     "resnet8": resnet8,
@@ -22,6 +23,8 @@ CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
     "wrn40_1": wrn40_1,
     "wrn40_2": wrn40_2,
     "mobilenetv2": mobilenetv2,
+    "tv_resnet18": tv_resnet18,  # torchvision ImageNet-style, for 224 px FGVC runs
+    "tv_resnet34": tv_resnet34,
 }
 
 
