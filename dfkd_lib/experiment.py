@@ -13,12 +13,16 @@ import torch
 from .data import dataset_spec
 from .engine import DistillConfig, GeneratorSynthesizer, distill, write_result
 from .methods import build_method
+from .methods.inversion import make_inversion_run
 from .models import build_classifier
 from .models.attention_generator import AttentionGenerator
 from .models.generators import DCGANGenerator
 from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
+#: Methods whose images are optimised pixels (dfkd_lib.synthesis); ``method_options`` then also carry the
+#: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
+INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
 GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
 
 
@@ -51,7 +55,9 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         dataset: dataset name (:mod:`dfkd_lib.data`); only its **test** split is loaded.
         teacher: teacher checkpoint; default the shipped ResNet-34 (width 16) of ``dataset``.
         student, student_width: classifier name and width (:func:`dfkd_lib.models.build_classifier`).
-        method, method_options: :func:`dfkd_lib.methods.build_method` name and keyword options.
+        method, method_options: :func:`dfkd_lib.methods.build_method` name and keyword options; for the
+            pixel-optimisation methods (:data:`INVERSION_METHODS`) the options of
+            :func:`~dfkd_lib.methods.inversion.make_inversion_run` (and ``generator*`` are ignored).
         generator, generator_width, nz, generator_options: the synthesiser's generator.
         config: schedule; in fast mode (``DFKD_FAST=1``) shrunk by :func:`fast_config`.
         out: result JSON path (config, per-epoch accuracy, best/last, wall time, provenance).
@@ -73,10 +79,13 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         raise ValueError(f"teacher {teacher_path} was trained on {manifest['dataset']!r}, not {dataset!r}")
     torch.manual_seed(config.seed)
     s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width).to(device)
-    g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
-    m = build_method(method, **(method_options or {}))
+    if method in INVERSION_METHODS:  # pixels optimised per batch into a pool, no generator
+        synth, m = make_inversion_run(method, spec, **(method_options or {}))
+    else:
+        g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
+        synth, m = GeneratorSynthesizer(g_model), build_method(method, **(method_options or {}))
     loader = real_test_loader(dataset, limit=test_limit)
-    result = distill(t_model, s_model, GeneratorSynthesizer(g_model), m, loader, config, device=device,
+    result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"])
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),
                                              "architecture": manifest["architecture"],

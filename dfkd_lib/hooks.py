@@ -88,4 +88,4 @@ class BNStatistics:
 
     def per_layer(self) -> list[float]:
         """The per-layer distances of the last forward as floats (for plots)."""
-        return [float(l) for l in self.layer_losses if l is not None]
+        return [float(l.detach()) for l in self.layer_losses if l is not None]
