@@ -5,13 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-WIDGETS_JS := book/_widgets_js/widgets_js
-HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
-REQUIREJS := requirejs@2.3.8
 
-.PHONY: book test setup data widgets-js teachers results clean lab
+.PHONY: book test setup data vendor-js teachers results clean lab
 
-book: setup data widgets-js
+book: setup data vendor-js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 	@echo "Book: _build/html/index.html"
 
@@ -35,24 +32,31 @@ data:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	else $(PY) -c "from dfkd_lib.data import find_fashion_mnist; print(find_fashion_mnist(download=True))"; fi
 
-# Widget JavaScript for offline static pages, from npm at pinned versions (never committed).
-widgets-js: $(WIDGETS_JS)/embed-amd.js $(WIDGETS_JS)/require.js
+# JavaScript for offline static pages (widget manager, require.js, MathJax), from npm at pinned versions;
+# installed into book/_vendor (git-ignored), never committed.
+VENDOR_JS := book/_vendor/vendor_js
+JS_PACKAGES := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2
 
-$(WIDGETS_JS)/embed-amd.js $(WIDGETS_JS)/require.js:
-	mkdir -p $(WIDGETS_JS) build/npm
-	cd build/npm && npm pack --silent $(HTML_MANAGER) $(REQUIREJS) >/dev/null
+vendor-js: $(VENDOR_JS)/.done
+
+$(VENDOR_JS)/.done:
+	rm -rf build/npm && mkdir -p $(VENDOR_JS) build/npm
+	cd build/npm && npm pack --silent $(JS_PACKAGES) >/dev/null
 	tar -xzf build/npm/jupyter-widgets-html-manager-1.0.15.tgz -C build/npm package/dist/embed-amd.js
-	mv build/npm/package/dist/embed-amd.js $(WIDGETS_JS)/embed-amd.js
+	mv build/npm/package/dist/embed-amd.js $(VENDOR_JS)/embed-amd.js
 	tar -xzf build/npm/requirejs-2.3.8.tgz -C build/npm package/require.js
-	mv build/npm/package/require.js $(WIDGETS_JS)/require.js
+	mv build/npm/package/require.js $(VENDOR_JS)/require.js
+	tar -xzf build/npm/mathjax-3.2.2.tgz -C build/npm package/es5/tex-svg.js
+	mv build/npm/package/es5/tex-svg.js $(VENDOR_JS)/tex-svg.js
 	rm -rf build/npm
+	touch $@
 
 # Retrain the shipped teachers (about 20 min each on 2 CPU cores).
 teachers: setup data
 	$(PY) -m dfkd_lib train-teacher --dataset fashion-mnist
 	$(PY) -m dfkd_lib train-teacher --dataset fashion-mnist-upper
 
-lab: setup data widgets-js
+lab: setup data vendor-js
 	$(VENV)/bin/jupyter lab --allow-root book/
 
 clean:
