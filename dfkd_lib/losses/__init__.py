@@ -1,4 +1,20 @@
-"""Loss functions of data-free distillation, one concept per module (pure functions of tensors)."""
-from .kd import kd_loss
+"""Loss functions of data-free distillation, one concept per module (pure functions of tensors).
 
-__all__ = ["kd_loss"]
+=================  =====================================================================================
+``kd``             :func:`kd_loss`, the KD loss (Hinton et al. 2015; DFKD-FGVC Eq. 2)
+``priors``         :func:`total_variation`, :func:`l2_prior` (DeepInversion's image priors)
+``js``             :func:`js_divergence`, :func:`competition_loss` (ADI's 1 - JS)
+``mhad``           :func:`mhad_loss` (DFKD-FGVC Eq. 7)
+``sfcl``           :func:`sfcl_loss`, :class:`Projector` (DFKD-FGVC Eq. 8-9)
+=================  =====================================================================================
+
+The BN-statistics loss (DFKD-FGVC Eq. 3) needs forward hooks and lives in :mod:`dfkd_lib.hooks`.
+"""
+from .js import competition_loss, js_divergence
+from .kd import kd_loss
+from .mhad import mhad_loss
+from .priors import l2_prior, total_variation
+from .sfcl import Projector, sfcl_loss
+
+__all__ = ["kd_loss", "total_variation", "l2_prior", "js_divergence", "competition_loss", "mhad_loss",
+           "sfcl_loss", "Projector"]
