@@ -111,12 +111,13 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [
         torch.optim.lr_scheduler.LinearLR(opt, 0.1, 1.0, warm),
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warm))], milestones=[warm])
-    history, start_epoch, t0 = [], 0, time.time()
+    history, start_epoch, resumed_from, t0 = [], 0, None, time.time()
     state_path = Path(str(out) + ".state.pt") if out is not None else None
     if state_path is not None and state_path.is_file():
         st = safe_load(state_path)
         model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"]), sched.load_state_dict(st["sched"])
-        history, start_epoch = st["history"], st["epoch"]
+        history, start_epoch, resumed_from = st["history"], st["epoch"], st["epoch"]
+        t0 -= st.get("wall_s", 0.0)
         gen.set_state(st["loader_rng"])
         torch.set_rng_state(st["torch_rng"])
     for epoch in range(start_epoch, config.epochs):
@@ -140,7 +141,8 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
             print(f"epoch {epoch + 1}: test accuracy {acc:.4f}")
         if state_path is not None:
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                         "history": history, "epoch": epoch + 1, "loader_rng": gen.get_state(),
+                         "history": history, "epoch": epoch + 1, "wall_s": time.time() - t0,
+                         "loader_rng": gen.get_state(),
                          "torch_rng": torch.get_rng_state()}, state_path)
     model.eval()
     manifest = {
@@ -156,6 +158,7 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
         "config": asdict(config),
         "provenance": provenance(command),
         "train_wall_s": round(time.time() - t0, 1),
+        "resumed_from_epoch": resumed_from,
     }
     if out is not None:
         manifest = save_model(model, out, manifest)
