@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from .engine import DistillConfig
+from .utils import fast_mode
 
 
 def load_spec(path: str | Path) -> dict:
@@ -32,10 +33,12 @@ def load_spec(path: str | Path) -> dict:
     return spec
 
 
-def result_path(spec_path: str | Path, variant: str, dataset: str, seed: int) -> Path:
-    """Where one run of a sweep writes its result JSON."""
+def result_path(spec_path: str | Path, variant: str, dataset: str, seed: int, fast: bool | None = None) -> Path:
+    """Where one run of a sweep writes its result JSON (``.fast.json`` in fast mode, so that a smoke run never
+    stands in for a real one)."""
     spec_path = Path(spec_path)
-    return spec_path.parent / spec_path.stem / f"{variant}__{dataset}__s{seed}.json"
+    fast = fast_mode() if fast is None else fast
+    return spec_path.parent / spec_path.stem / f"{variant}__{dataset}__s{seed}{'.fast' if fast else ''}.json"
 
 
 def planned_runs(spec_path: str | Path) -> list[dict]:

@@ -17,7 +17,9 @@ def test_planned_runs_merge_common_and_variant_options(tmp_path):
     b = [r for r in runs if r["variant"] == "b" and r["seed"] == 1 and r["dataset"] == "fashion-mnist"][0]
     assert b["kwargs"]["method_options"] == {"alpha": 0.3, "beta": 10}
     assert b["config"] == {"epochs": 4, "seed": 1}
-    assert b["out"] == result_path(p, "b", "fashion-mnist", 1) == tmp_path / "s" / "b__fashion-mnist__s1.json"
+    assert b["out"] == result_path(p, "b", "fashion-mnist", 1)
+    assert result_path(p, "b", "fashion-mnist", 1, fast=False) == tmp_path / "s" / "b__fashion-mnist__s1.json"
+    assert result_path(p, "b", "fashion-mnist", 1, fast=True).name == "b__fashion-mnist__s1.fast.json"
 
 
 def test_spec_must_name_its_parts(tmp_path):
