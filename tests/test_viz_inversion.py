@@ -112,7 +112,8 @@ def write_run(path, fast, acc, history=None):
                                                "machine": "m"}}))
 
 
-def test_sweep_overview_and_bars(tmp_path):
+def test_sweep_overview_and_bars(tmp_path, monkeypatch):
+    monkeypatch.delenv("DFKD_FAST", raising=False)  # real result names (fast mode reads *.fast.json)
     spec = tmp_path / "demo.json"
     spec.write_text(json.dumps({"name": "demo", "datasets": ["fashion-mnist"], "seeds": [0],
                                 "variants": {"a": {}, "b": {}, "c": {}}}))
