@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .kd import reduce_per_sample
+
 LOG2 = math.log(2.0)
 
 
@@ -58,13 +60,7 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor, temperature: f
     kl_qm = (log_q.exp() * (log_q - log_m)).sum(dim=1)
     # Rounding can push a per-sample value a hair outside [0, log 2]; the clamp only removes that noise.
     per_sample = (0.5 * kl_pm + 0.5 * kl_qm).clamp(0.0, LOG2)
-    if reduction == "batchmean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    if reduction == "none":
-        return per_sample
-    raise ValueError(f"reduction must be 'batchmean', 'sum' or 'none', got {reduction!r}")
+    return reduce_per_sample(per_sample, reduction)
 
 
 def competition_loss(teacher_logits: torch.Tensor, student_logits: torch.Tensor,

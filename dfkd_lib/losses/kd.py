@@ -33,6 +33,15 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     log_ps = F.log_softmax(student_logits / temperature, dim=1)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=1)
     per_sample = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1) * temperature ** 2
+    return reduce_per_sample(per_sample, reduction)
+
+
+def reduce_per_sample(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce a ``(N,)`` tensor of per-sample divergences: ``"batchmean"`` (mean), ``"sum"`` or ``"none"``.
+
+    Raises:
+        ValueError: any other ``reduction``.
+    """
     if reduction == "batchmean":
         return per_sample.mean()
     if reduction == "sum":
