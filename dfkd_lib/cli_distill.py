@@ -43,7 +43,7 @@ def _distill(args, argv) -> int:
 def _sweep(args, argv) -> int:
     from .sweep import run_sweep, summarize
 
-    run_sweep(args.spec, only=args.only)
+    run_sweep(args.spec, only=args.only, datasets=args.dataset)
     print(summarize(args.spec).to_string())
     return 0
 
@@ -51,7 +51,8 @@ def _sweep(args, argv) -> int:
 def add_commands(sub) -> None:
     w = sub.add_parser("sweep", help="run the missing runs of a results spec (variants x datasets x seeds)")
     w.add_argument("spec", help="JSON spec, e.g. results/dfkd_fgvc_ablation.json")
-    w.add_argument("--only", default=None, help="run only this variant")
+    w.add_argument("--only", default=None, help="run only these variants (comma-separated)")
+    w.add_argument("--dataset", default=None, help="run only these datasets (comma-separated)")
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")

@@ -11,13 +11,17 @@ A spec file (committed under ``results/``) looks like::
                   "full": {"method": "dfkd-fgvc", "generator": "attention"}}}
 
 ``python -m dfkd_lib sweep results/ablation.json`` runs every (variant, dataset, seed) whose result file
-``results/ablation/VARIANT__DATASET__sSEED.json`` is missing (so an interrupted sweep resumes), each written
-with its provenance. :func:`summarize` turns the files into a table of mean and spread over seeds.
+``results/ablation/VARIANT__DATASET__sSEED.json`` is missing or stale (made with another configuration than
+the spec now asks for), each written with its provenance. Runs go seed by seed, so that the variants of one
+seed finish together; a run checkpoints after every epoch (``...sSEED.state.pt``, git-ignored), so an
+interrupted sweep resumes mid-run. Several sweeps may share the work: ``--only`` and ``--dataset`` pick
+their part. :func:`summarize` turns the files into a table of mean and spread over seeds.
 """
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from .engine import DistillConfig
@@ -45,9 +49,9 @@ def planned_runs(spec_path: str | Path) -> list[dict]:
     """Every run of the sweep as keyword arguments of :func:`dfkd_lib.experiment.run_distillation`."""
     spec = load_spec(spec_path)
     runs = []
-    for variant, options in spec["variants"].items():
+    for seed in spec["seeds"]:
         for dataset in spec["datasets"]:
-            for seed in spec["seeds"]:
+            for variant, options in spec["variants"].items():
                 kw = copy.deepcopy(spec.get("common", {}))
                 for k, v in copy.deepcopy(options).items():
                     kw[k] = {**kw[k], **v} if isinstance(v, dict) and isinstance(kw.get(k), dict) else v
@@ -57,31 +61,76 @@ def planned_runs(spec_path: str | Path) -> list[dict]:
     return runs
 
 
-def run_sweep(spec_path: str | Path, progress: bool = True, only: str | None = None) -> list[Path]:
-    """Run the missing runs of a sweep (``only``: restrict to one variant); returns the result paths."""
+def _as_json(x):
+    return json.loads(json.dumps(x))
+
+
+def is_current(run: dict, result: dict) -> bool:
+    """Whether a result file was made with the configuration the spec asks for now (schedule, student,
+    method, generator and their options)."""
+    kw = run["kwargs"]
+    want = {"config": asdict(DistillConfig(**run["config"])),
+            "student": {"architecture": kw.get("student", "resnet18"), "width": kw.get("student_width", 16)},
+            "method": {"name": kw.get("method", "baseline"), "options": kw.get("method_options") or {}},
+            "generator": {"name": kw.get("generator", "dcgan"), "width": kw.get("generator_width", 32),
+                          "nz": kw.get("nz", 128), "options": kw.get("generator_options") or {}}}
+    got = {k: result.get(k) for k in want}
+    if fast_mode():  # fast mode shrinks the schedule: compare everything else
+        want.pop("config"), got.pop("config")
+    return _as_json(want) == _as_json(got)
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
+              datasets: str | list[str] | None = None) -> list[Path]:
+    """Run the missing or stale runs of a sweep; returns the result paths.
+
+    Args:
+        only: restrict to these variants (a name, a comma-separated string or a list).
+        datasets: restrict to these datasets (same forms).
+
+    Raises:
+        ValueError: ``only`` or ``datasets`` names something the spec does not have.
+    """
     from .experiment import run_distillation
 
+    def names(x):
+        return None if x is None else (x.split(",") if isinstance(x, str) else list(x))
+
+    runs = planned_runs(spec_path)
+    only, datasets = names(only), names(datasets)
+    for picked, key in ((only, "variant"), (datasets, "dataset")):
+        unknown = set(picked or []) - {r[key] for r in runs}
+        if unknown:
+            raise ValueError(f"{spec_path} has no {key} {', '.join(sorted(unknown))}")
     done = []
-    for run in planned_runs(spec_path):
-        if only is not None and run["variant"] != only:
+    for run in runs:
+        if (only and run["variant"] not in only) or (datasets and run["dataset"] not in datasets):
             continue
-        if not run["out"].is_file():
-            print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} -> {run['out']}")
+        old = _read(run["out"])
+        if old is None or not is_current(run, old):
+            why = "stale result, rerun" if old is not None else "->"
+            print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
+            state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))
             run_distillation(run["dataset"], config=DistillConfig(**run["config"]), out=run["out"],
-                             progress=progress, command=f"python -m dfkd_lib sweep {spec_path}",
-                             **run["kwargs"])
+                             checkpoint=state, progress=progress,
+                             command=f"python -m dfkd_lib sweep {spec_path}", **run["kwargs"])
+            state.unlink(missing_ok=True)
         done.append(run["out"])
     return done
 
 
 def load_results(spec_path: str | Path):
-    """One row per finished run: variant, dataset, seed, best and last accuracy (%), wall time (a DataFrame)."""
+    """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last accuracy (%), wall time (a DataFrame)."""
     import pandas as pd
 
     rows = []
     for run in planned_runs(spec_path):
-        if run["out"].is_file():
-            r = json.loads(run["out"].read_text())
+        r = _read(run["out"])
+        if r is not None and is_current(run, r):
             rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                          "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
                          "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,

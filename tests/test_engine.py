@@ -56,6 +56,17 @@ def test_resume_gives_the_same_run(tiny_loader, tmp_path):
     assert res.history[1]["S/L_KD"] == pytest.approx(full.history[1]["S/L_KD"], rel=1e-4)
 
 
+def test_resume_refuses_a_checkpoint_of_another_configuration(tiny_loader, tmp_path):
+    t, s, g = _parts()
+    ck = tmp_path / "run.pt"
+    distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader,
+            DistillConfig(**{**CFG.__dict__, "epochs": 1}), checkpoint=ck, progress=False)
+    t, s, g = _parts()
+    with pytest.raises(ValueError, match="another configuration"):
+        distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader,
+                DistillConfig(**{**CFG.__dict__, "epochs": 1, "lr_student": 0.5}), checkpoint=ck, progress=False)
+
+
 class NaNMethod(AdversarialBNDistillation):
     def student_loss(self, step):
         loss, logs = super().student_loss(step)

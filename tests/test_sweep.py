@@ -2,7 +2,10 @@ import json
 
 import pytest
 
-from dfkd_lib.sweep import load_spec, planned_runs, result_path
+from dataclasses import asdict
+
+from dfkd_lib.engine import DistillConfig
+from dfkd_lib.sweep import is_current, load_results, load_spec, planned_runs, result_path, run_sweep
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -27,3 +30,53 @@ def test_spec_must_name_its_parts(tmp_path):
     p.write_text(json.dumps({"name": "x", "seeds": [0]}))
     with pytest.raises(ValueError, match="datasets"):
         load_spec(p)
+
+
+SPEC = {"name": "s", "datasets": ["fashion-mnist", "fashion-mnist-upper"], "seeds": [0, 1],
+        "common": {"student": "resnet18", "student_width": 8, "method": "dfkd-fgvc", "generator": "attention",
+                   "generator_width": 8, "config": {"epochs": 2, "iterations_per_epoch": 3}},
+        "variants": {"baseline": {"method_options": {"beta": 0, "gamma": 0}},
+                     "full": {"method_options": {"beta": 10, "gamma": 8}, "generator_options": {"lam": 0.05}}}}
+
+
+def _result_of(run, **change):
+    """A result file as run_distillation writes it for ``run`` (config and the run's names)."""
+    kw = run["kwargs"]
+    res = {"config": json.loads(json.dumps(asdict(DistillConfig(**run["config"])))),
+           "student": {"architecture": kw["student"], "width": kw["student_width"]},
+           "method": {"name": kw["method"], "options": kw.get("method_options", {})},
+           "generator": {"name": kw["generator"], "width": kw["generator_width"], "nz": 128,
+                         "options": kw.get("generator_options", {})},
+           "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 60,
+           "provenance": {"fast_mode": False}}
+    for k, v in change.items():
+        res[k] = {**res[k], **v}
+    return res
+
+
+def test_runs_go_seed_by_seed_and_stale_results_are_recognised(tmp_path, monkeypatch):
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    runs = planned_runs(p)
+    assert [(r["seed"], r["variant"]) for r in runs[:4]] == [(0, "baseline"), (0, "full")] * 2
+    run = runs[1]
+    assert is_current(run, _result_of(run))
+    assert not is_current(run, _result_of(run, config={"epochs": 1}))  # another budget
+    assert not is_current(run, _result_of(run, method={"options": {"beta": 10, "gamma": 0}}))
+    assert not is_current(run, _result_of(run, generator={"options": {"lam": 0.0}}))
+    # load_results keeps the current file and leaves the stale one out
+    run["out"].parent.mkdir(parents=True)
+    run["out"].write_text(json.dumps(_result_of(run)))
+    runs[0]["out"].write_text(json.dumps(_result_of(runs[0], config={"epochs": 1})))
+    df = load_results(p)
+    assert list(df["variant"]) == ["full"] and df["best"].iloc[0] == 50
+
+
+def test_run_sweep_names_unknown_parts(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    with pytest.raises(ValueError, match="no variant R7"):
+        run_sweep(p, only="baseline,R7")
+    with pytest.raises(ValueError, match="no dataset cub200"):
+        run_sweep(p, datasets=["cub200"])
