@@ -65,19 +65,25 @@ def _as_json(x):
     return json.loads(json.dumps(x))
 
 
-def is_current(run: dict, result: dict) -> bool:
-    """Whether a result file was made with the configuration the spec asks for now (schedule, student,
-    method, generator and their options)."""
+def expected_fields(run: dict) -> dict:
+    """What a result file of ``run`` must record (as JSON reads it back): its schedule (``config``), student,
+    method and generator with their options."""
     kw = run["kwargs"]
-    want = {"config": asdict(DistillConfig(**run["config"])),
-            "student": {"architecture": kw.get("student", "resnet18"), "width": kw.get("student_width", 16)},
-            "method": {"name": kw.get("method", "baseline"), "options": kw.get("method_options") or {}},
-            "generator": {"name": kw.get("generator", "dcgan"), "width": kw.get("generator_width", 32),
-                          "nz": kw.get("nz", 128), "options": kw.get("generator_options") or {}}}
-    got = {k: result.get(k) for k in want}
-    if fast_mode():  # fast mode shrinks the schedule: compare everything else
+    return _as_json({"config": asdict(DistillConfig(**run["config"])),
+                     "student": {"architecture": kw.get("student", "resnet18"), "width": kw.get("student_width", 16)},
+                     "method": {"name": kw.get("method", "baseline"), "options": kw.get("method_options") or {}},
+                     "generator": {"name": kw.get("generator", "dcgan"), "width": kw.get("generator_width", 32),
+                                   "nz": kw.get("nz", 128), "options": kw.get("generator_options") or {}}})
+
+
+def is_current(run: dict, result: dict) -> bool:
+    """Whether a result file was made with the configuration the spec asks for now (see
+    :func:`expected_fields`; in fast mode the shrunk schedule is not compared)."""
+    want = expected_fields(run)
+    got = _as_json({k: result.get(k) for k in want})
+    if fast_mode():
         want.pop("config"), got.pop("config")
-    return _as_json(want) == _as_json(got)
+    return want == got
 
 
 def _read(path: Path) -> dict | None:
@@ -123,18 +129,25 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
     return done
 
 
-def load_results(spec_path: str | Path):
-    """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last accuracy (%), wall time (a DataFrame)."""
-    import pandas as pd
-
-    rows = []
+def finished_runs(spec_path: str | Path):
+    """``(run, result)`` for every planned run whose result file exists and is current (see :func:`is_current`)."""
     for run in planned_runs(spec_path):
         r = _read(run["out"])
         if r is not None and is_current(run, r):
-            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                         "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
-                         "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
-                         "fast_mode": r["provenance"]["fast_mode"]})
+            yield run, r
+
+
+def load_results(spec_path: str | Path):
+    """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last
+    accuracy (%), teacher accuracy (%), wall time (min), fast mode (a DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for run, r in finished_runs(spec_path):
+        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                     "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
+                     "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
+                     "fast_mode": r["provenance"]["fast_mode"]})
     return pd.DataFrame(rows)
 
 

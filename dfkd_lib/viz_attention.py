@@ -285,42 +285,34 @@ def load_histories(spec_path: str | Path):
     """Per-epoch records of every finished run of a sweep, long form: one row per (variant, dataset, seed,
     epoch) with ``test_accuracy`` (in %), ``fast_mode`` and every logged loss (e.g. ``S/L_SFCL``, ``S/L_MHAD``,
     ``G/L_BN``; NaN where a run did not log it). An empty DataFrame when no result file exists."""
-    import json
-
     import pandas as pd
 
-    from .sweep import planned_runs
+    from .sweep import finished_runs
 
     rows = []
-    for run in planned_runs(spec_path):
-        if run["out"].is_file():
-            r = json.loads(run["out"].read_text())
-            for h in r["history"]:
-                rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                             "fast_mode": r["provenance"]["fast_mode"],
-                             **{k: (100 * v if k == "test_accuracy" else v) for k, v in h.items()}})
+    for run, r in finished_runs(spec_path):
+        for h in r["history"]:
+            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                         "fast_mode": r["provenance"]["fast_mode"],
+                         **{k: (100 * v if k == "test_accuracy" else v) for k, v in h.items()}})
     return pd.DataFrame(rows)
 
 
 def sweep_provenance(spec_path: str | Path):
     """Where each finished run of a sweep came from: one row per result file with variant, dataset, seed,
     command, git commit (12 characters), date, machine, torch threads, wall time (min) and fast mode."""
-    import json
-
     import pandas as pd
 
-    from .sweep import planned_runs
+    from .sweep import finished_runs
 
     rows = []
-    for run in planned_runs(spec_path):
-        if run["out"].is_file():
-            r = json.loads(run["out"].read_text())
-            p = r["provenance"]
-            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                         "command": p.get("command"), "git_commit": (p.get("git_commit") or "")[:12],
-                         "date_utc": p.get("date_utc"), "machine": p.get("machine"),
-                         "torch_threads": p.get("torch_threads"), "wall_min": round(r["wall_s"] / 60, 1),
-                         "fast_mode": p.get("fast_mode")})
+    for run, r in finished_runs(spec_path):
+        p = r["provenance"]
+        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                     "command": p.get("command"), "git_commit": (p.get("git_commit") or "")[:12],
+                     "date_utc": p.get("date_utc"), "machine": p.get("machine"),
+                     "torch_threads": p.get("torch_threads"), "wall_min": round(r["wall_s"] / 60, 1),
+                     "fast_mode": p.get("fast_mode")})
     return pd.DataFrame(rows)
 
 

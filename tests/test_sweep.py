@@ -2,10 +2,7 @@ import json
 
 import pytest
 
-from dataclasses import asdict
-
-from dfkd_lib.engine import DistillConfig
-from dfkd_lib.sweep import is_current, load_results, load_spec, planned_runs, result_path, run_sweep
+from dfkd_lib.sweep import expected_fields, is_current, load_results, load_spec, planned_runs, result_path, run_sweep
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -40,15 +37,9 @@ SPEC = {"name": "s", "datasets": ["fashion-mnist", "fashion-mnist-upper"], "seed
 
 
 def _result_of(run, **change):
-    """A result file as run_distillation writes it for ``run`` (config and the run's names)."""
-    kw = run["kwargs"]
-    res = {"config": json.loads(json.dumps(asdict(DistillConfig(**run["config"])))),
-           "student": {"architecture": kw["student"], "width": kw["student_width"]},
-           "method": {"name": kw["method"], "options": kw.get("method_options", {})},
-           "generator": {"name": kw["generator"], "width": kw["generator_width"], "nz": 128,
-                         "options": kw.get("generator_options", {})},
-           "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 60,
-           "provenance": {"fast_mode": False}}
+    """A result file as run_distillation writes it for ``run``, with some fields changed."""
+    res = {**expected_fields(run), "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9,
+           "wall_s": 60, "provenance": {"fast_mode": False}}
     for k, v in change.items():
         res[k] = {**res[k], **v}
     return res

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from dfkd_lib.data import dataset_spec  # noqa: E402
 from dfkd_lib.models.attention_generator import AttentionGenerator  # noqa: E402
-from dfkd_lib.sweep import result_path  # noqa: E402
+from dfkd_lib.sweep import expected_fields, planned_runs  # noqa: E402
 from dfkd_lib.viz import figure_png  # noqa: E402
 from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, load_histories,  # noqa: E402
                                     plot_ablation, plot_block_maps, plot_similarity, similarity_stats,
@@ -146,10 +146,11 @@ def test_sweep_status_counts_result_files(tmp_path):
             "variants": {"baseline": {}, "full": {}}}
     p = tmp_path / "s.json"
     p.write_text(json.dumps(spec))
-    out = result_path(p, "full", "fashion-mnist-upper", 1)
+    run = [r for r in planned_runs(p) if (r["variant"], r["dataset"], r["seed"]) == ("full", "fashion-mnist-upper", 1)][0]
+    out = run["out"]
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps({
-        "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 90,
+        **expected_fields(run), "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 90,
         "history": [{"epoch": 1, "test_accuracy": 0.3, "S/L_KD": 1.0},
                     {"epoch": 2, "test_accuracy": 0.5, "S/L_KD": 0.5, "S/L_SFCL": 4.8}],
         "provenance": {"fast_mode": False, "command": "python -m dfkd_lib sweep s.json", "git_commit": "a" * 40,
