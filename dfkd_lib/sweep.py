@@ -45,8 +45,9 @@ def result_path(spec_path: str | Path, variant: str, dataset: str, seed: int, fa
     return spec_path.parent / spec_path.stem / f"{variant}__{dataset}__s{seed}{'.fast' if fast else ''}.json"
 
 
-def planned_runs(spec_path: str | Path) -> list[dict]:
-    """Every run of the sweep as keyword arguments of :func:`dfkd_lib.experiment.run_distillation`."""
+def planned_runs(spec_path: str | Path, fast: bool | None = None) -> list[dict]:
+    """Every run of the sweep as keyword arguments of :func:`dfkd_lib.experiment.run_distillation`;
+    ``fast`` picks the result files of fast-mode runs (default: the current mode, see :func:`result_path`)."""
     spec = load_spec(spec_path)
     runs = []
     for seed in spec["seeds"]:
@@ -57,7 +58,7 @@ def planned_runs(spec_path: str | Path) -> list[dict]:
                     kw[k] = {**kw[k], **v} if isinstance(v, dict) and isinstance(kw.get(k), dict) else v
                 cfg = dict(kw.pop("config", {}), seed=seed)
                 runs.append({"variant": variant, "dataset": dataset, "seed": seed, "config": cfg, "kwargs": kw,
-                             "out": result_path(spec_path, variant, dataset, seed)})
+                             "out": result_path(spec_path, variant, dataset, seed, fast)})
     return runs
 
 
@@ -78,10 +79,10 @@ def expected_fields(run: dict) -> dict:
 
 def is_current(run: dict, result: dict) -> bool:
     """Whether a result file was made with the configuration the spec asks for now (see
-    :func:`expected_fields`; in fast mode the shrunk schedule is not compared)."""
+    :func:`expected_fields`; the shrunk schedule of a fast-mode result is not compared)."""
     want = expected_fields(run)
     got = _as_json({k: result.get(k) for k in want})
-    if fast_mode():
+    if result.get("provenance", {}).get("fast_mode"):
         want.pop("config"), got.pop("config")
     return want == got
 
@@ -129,21 +130,22 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
     return done
 
 
-def finished_runs(spec_path: str | Path):
-    """``(run, result)`` for every planned run whose result file exists and is current (see :func:`is_current`)."""
-    for run in planned_runs(spec_path):
+def finished_runs(spec_path: str | Path, fast: bool | None = None):
+    """``(run, result)`` for every planned run whose result file exists and is current (see :func:`is_current`);
+    ``fast=False`` reads the real results even in fast mode (a chapter under test shows what the book shows)."""
+    for run in planned_runs(spec_path, fast):
         r = _read(run["out"])
         if r is not None and is_current(run, r):
             yield run, r
 
 
-def load_results(spec_path: str | Path):
+def load_results(spec_path: str | Path, fast: bool | None = None):
     """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last
     accuracy (%), teacher accuracy (%), wall time (min), fast mode (a DataFrame)."""
     import pandas as pd
 
     rows = []
-    for run, r in finished_runs(spec_path):
+    for run, r in finished_runs(spec_path, fast):
         rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                      "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
                      "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,

@@ -281,16 +281,17 @@ def plot_ablation(results, variants: Mapping[str, str], datasets: Sequence[str],
     return axes
 
 
-def load_histories(spec_path: str | Path):
+def load_histories(spec_path: str | Path, fast: bool | None = None):
     """Per-epoch records of every finished run of a sweep, long form: one row per (variant, dataset, seed,
     epoch) with ``test_accuracy`` (in %), ``fast_mode`` and every logged loss (e.g. ``S/L_SFCL``, ``S/L_MHAD``,
-    ``G/L_BN``; NaN where a run did not log it). An empty DataFrame when no result file exists."""
+    ``G/L_BN``; NaN where a run did not log it). An empty DataFrame when no result file exists. ``fast``: as
+    in :func:`dfkd_lib.sweep.finished_runs`."""
     import pandas as pd
 
     from .sweep import finished_runs
 
     rows = []
-    for run, r in finished_runs(spec_path):
+    for run, r in finished_runs(spec_path, fast):
         for h in r["history"]:
             rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                          "fast_mode": r["provenance"]["fast_mode"],
@@ -298,15 +299,16 @@ def load_histories(spec_path: str | Path):
     return pd.DataFrame(rows)
 
 
-def sweep_provenance(spec_path: str | Path):
+def sweep_provenance(spec_path: str | Path, fast: bool | None = None):
     """Where each finished run of a sweep came from: one row per result file with variant, dataset, seed,
-    command, git commit (12 characters), date, machine, torch threads, wall time (min) and fast mode."""
+    command, git commit (12 characters), date, machine, torch threads, wall time (min) and fast mode (``fast``: as
+    in :func:`dfkd_lib.sweep.finished_runs`)."""
     import pandas as pd
 
     from .sweep import finished_runs
 
     rows = []
-    for run, r in finished_runs(spec_path):
+    for run, r in finished_runs(spec_path, fast):
         p = r["provenance"]
         rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                      "command": p.get("command"), "git_commit": (p.get("git_commit") or "")[:12],

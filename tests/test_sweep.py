@@ -71,3 +71,19 @@ def test_run_sweep_names_unknown_parts(tmp_path):
         run_sweep(p, only="baseline,R7")
     with pytest.raises(ValueError, match="no dataset cub200"):
         run_sweep(p, datasets=["cub200"])
+
+
+def test_real_results_can_be_read_in_fast_mode(tmp_path, monkeypatch):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    run = planned_runs(p)[0]
+    run["out"].parent.mkdir(parents=True)
+    run["out"].write_text(json.dumps(_result_of(run)))
+    monkeypatch.setenv("DFKD_FAST", "1")
+    assert load_results(p).empty  # fast mode reads its own .fast.json files by default
+    assert len(load_results(p, fast=False)) == 1
+    fast_run = planned_runs(p)[0]  # a fast-mode result: its shrunk schedule is not compared
+    fast_run["out"].write_text(json.dumps(_result_of(fast_run, config={"epochs": 1},
+                                                     provenance={"fast_mode": True})))
+    assert len(load_results(p)) == 1
