@@ -133,6 +133,28 @@ def _snapshot_due(done: int, steps: int, every: int | None) -> bool:
     return every is not None and (done % every == 0 or done == steps)
 
 
+def _update_pixels(opt: torch.optim.Optimizer, loss: torch.Tensor, x: torch.Tensor, lo: torch.Tensor,
+                   hi: torch.Tensor) -> None:
+    """One optimiser step on the pixels ``x``, then clamp them to the valid (normalised) range."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    _clamp_(x, lo, hi)
+
+
+def _record_and_ask(done: int, steps: int, x: torch.Tensor, terms: dict, snapshot_every: int | None,
+                    snapshots: list, callback) -> bool:
+    """After step ``done``: keep a snapshot when one is due, then ask the callback; ``True`` means stop (the
+    stopping batch is snapshotted too)."""
+    if _snapshot_due(done, steps, snapshot_every):
+        snapshots.append((done, x.detach().cpu().clone()))
+    if callback is not None and callback(done, x.detach(), terms):
+        if snapshot_every is not None and snapshots[-1][0] != done:
+            snapshots.append((done, x.detach().cpu().clone()))
+        return True
+    return False
+
+
 def _check_common(steps: int, lr: float, jitter: int, amp: str | None = None) -> None:
     if amp not in (None, "bf16"):
         raise ValueError(f"amp must be None (fp32) or 'bf16', got {amp!r}")
@@ -291,19 +313,11 @@ def deep_inversion(teacher: nn.Module, targets: torch.Tensor, spec: DatasetSpec,
             terms["loss"] = loss.item()
             terms["teacher_acc"] = (logits.argmax(1) == targets).float().mean().item()
             history.append(terms)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            _clamp_(x, lo, hi)
-            done = step + 1
-            if _snapshot_due(done, steps, snapshot_every):
-                snapshots.append((done, x.detach().cpu().clone()))
-            if progress and (step % 10 == 0 or done == steps):
+            _update_pixels(opt, loss, x, lo, hi)
+            if progress and (step % 10 == 0 or step + 1 == steps):
                 bar.set_postfix(loss=f"{terms['loss']:.3f}", CE=f"{terms['CE']:.3f}",
                                 acc=f"{terms['teacher_acc']:.2f}")
-            if callback is not None and callback(done, x.detach(), terms):
-                if snapshot_every is not None and snapshots[-1][0] != done:
-                    snapshots.append((done, x.detach().cpu().clone()))
+            if _record_and_ask(step + 1, steps, x, terms, snapshot_every, snapshots, callback):
                 break
         images = x.detach()
         with torch.no_grad():
@@ -503,18 +517,10 @@ def zskd_synthesize(teacher: nn.Module, soft_targets: torch.Tensor, spec: Datase
             terms = {"step": step, "loss": loss.item(), "KL": loss.item() - entropy.item(),
                      "teacher_acc": (logits.argmax(1) == hard).float().mean().item()}
             history.append(terms)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            _clamp_(x, lo, hi)
-            done = step + 1
-            if _snapshot_due(done, steps, snapshot_every):
-                snapshots.append((done, x.detach().cpu().clone()))
-            if progress and (step % 10 == 0 or done == steps):
+            _update_pixels(opt, loss, x, lo, hi)
+            if progress and (step % 10 == 0 or step + 1 == steps):
                 bar.set_postfix(loss=f"{terms['loss']:.3f}", KL=f"{terms['KL']:.4f}")
-            if callback is not None and callback(done, x.detach(), terms):
-                if snapshot_every is not None and snapshots[-1][0] != done:
-                    snapshots.append((done, x.detach().cpu().clone()))
+            if _record_and_ask(step + 1, steps, x, terms, snapshot_every, snapshots, callback):
                 break
         images = x.detach()
         with torch.no_grad():
