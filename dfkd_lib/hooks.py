@@ -2,8 +2,8 @@
 
 :class:`BNStatistics` is the heart of every BN-inversion method: it compares the statistics of the batch
 flowing into each ``BatchNorm2d`` of the (frozen) teacher with the running statistics that layer stored
-during training on real data (DeepInversion, Yin et al. CVPR 2020, Eq. 4; DFKD-FGVC Eq. 3). Derived in the
-book's chapter "BN inversion".
+during training on real data (DeepInversion's ``R_feature``, Yin et al. CVPR 2020, Sec. 3.2; DFKD-FGVC
+Eq. 3). Derived in the book's chapter "BN inversion".
 """
 from __future__ import annotations
 

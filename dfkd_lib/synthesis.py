@@ -3,12 +3,12 @@
 Instead of training a generator, these baselines optimise the *pixels* of a batch of images against a frozen
 teacher, then distil the student on the results:
 
-DeepInversion (DI; Yin et al. CVPR 2020, Eq. 1-3)
+DeepInversion (DI; Yin et al. CVPR 2020, Sec. 3.2: ``R_DI = R_prior + alpha_f * R_feature``)
     ``min_x CE(T(x), y) + alpha_tv * R_TV(x) + alpha_l2 * R_l2(x) + alpha_f * R_feature(x)`` for chosen
     classes ``y``, where ``R_feature`` is the BN-statistics distance (:class:`~dfkd_lib.hooks.BNStatistics`)
     and ``R_TV``, ``R_l2`` the image priors (:mod:`dfkd_lib.losses.priors`). Every step the batch is randomly
     jittered (``torch.roll``) and flipped before the teacher sees it. :func:`deep_inversion`.
-Adaptive DeepInversion (ADI; same paper, Eq. 4)
+Adaptive DeepInversion (ADI; same paper, Sec. 3.3: ``R_compete``)
     adds ``alpha_c * (1 - JS(p_T(x), p_S(x)))`` against the *current* student
     (:func:`~dfkd_lib.losses.js.competition_loss`) and alternates synthesis with student training.
 ZSKD (Nayak et al. ICML 2019)
@@ -177,7 +177,7 @@ def deep_inversion(teacher: nn.Module, targets: torch.Tensor, spec: DatasetSpec,
                    amp: str | None = None) -> InversionResult:
     """Optimise a batch of images from noise for class ``targets``: DeepInversion, or ADI with a student.
 
-    Minimises, by Adam on the pixels (Yin et al. CVPR 2020, Eq. 1-4)::
+    Minimises, by Adam on the pixels (Yin et al. CVPR 2020, Sec. 3.2-3.3)::
 
         CE(T(x'), y) + alpha_tv * R_TV(x') + alpha_l2 * R_l2(x') + alpha_f * R_feature(x')
                      [+ alpha_c * (1 - JS(p_T(x'), p_S(x')))       ADI, when a student is given]

@@ -1,6 +1,6 @@
 """Jensen-Shannon divergence and Adaptive DeepInversion's competition loss.
 
-Adaptive DeepInversion (ADI; Yin et al. CVPR 2020, Sec. 3.3, Eq. 4) adds to DeepInversion's objective the term
+Adaptive DeepInversion (ADI; Yin et al. CVPR 2020, Sec. 3.3) adds to DeepInversion's objective the term
 ``R_compete(x) = 1 - JS(p_T(x), p_S(x))``: minimising it *maximises* the disagreement between teacher and
 student, so new images land where the current student is still wrong.
 """
@@ -65,7 +65,7 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor, temperature: f
 
 def competition_loss(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
                      temperature: float = 3.0) -> torch.Tensor:
-    """ADI's competition term ``R_compete = 1 - JS(p_T, p_S)`` (Yin et al. CVPR 2020, Eq. 4).
+    """ADI's competition term ``R_compete = 1 - JS(p_T, p_S)`` (Yin et al. CVPR 2020, Sec. 3.3).
 
     Uses the textbook :func:`js_divergence` (batch mean, nats) at softmax temperature ``T`` (3 in NVlabs'
     code), so the value lies in ``[1 - log 2, 1]`` ~ ``[0.307, 1]``: 1 when student and teacher agree,

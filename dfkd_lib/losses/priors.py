@@ -1,7 +1,7 @@
 """Image priors of model inversion: total variation and the l2 norm of the image.
 
 DeepDream-style priors that DeepInversion (Yin et al. CVPR 2020, Sec. 3.2) keeps in its regulariser
-``R_prior(x) = alpha_tv * R_TV(x) + alpha_l2 * R_l2(x)`` (the paper's Eq. 2): total variation favours
+``R_prior(x) = alpha_tv * R_TV(x) + alpha_l2 * R_l2(x)`` (DeepInversion's image prior, Sec. 3.1, after DeepDream): total variation favours
 piecewise-smooth images, the l2 norm keeps pixel values small. Neither the paper's text nor its equation fixes
 the exact norm, the neighbourhood or how a batch is reduced; this module makes each of these a named option.
 Both functions are pure functions of a tensor and differentiable with respect to it.
@@ -65,7 +65,7 @@ def image_differences(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def total_variation(x: torch.Tensor, reduction: str = "mean", norm: str = "l2") -> torch.Tensor:
-    """DeepInversion's four-direction total variation ``R_TV`` (Yin et al. CVPR 2020, Eq. 2).
+    """DeepInversion's four-direction total variation ``R_TV`` (Yin et al. CVPR 2020, Sec. 3.1).
 
     For each image ``x_i`` and each of the four difference tensors ``D_d x_i`` of :func:`image_differences`
     (horizontal, vertical and the two diagonals):
@@ -110,7 +110,7 @@ def total_variation(x: torch.Tensor, reduction: str = "mean", norm: str = "l2") 
 
 
 def l2_prior(x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """The l2 image prior ``R_l2`` of DeepInversion (Yin et al. CVPR 2020, Eq. 2; DeepDream's prior).
+    """The l2 image prior ``R_l2`` of DeepInversion (Yin et al. CVPR 2020, Sec. 3.1; DeepDream's prior).
 
     Per image the plain (not squared) Euclidean norm over all its values, ``||x_i||_2`` over ``(C, H, W)``, as
     in DeepInversion's ImageNet code, then reduced over the batch: ``"mean"`` (default, the ImageNet code's
