@@ -45,11 +45,24 @@ def git_commit() -> str | None:
         return None
 
 
+def library_modified() -> bool | None:
+    """Whether ``dfkd_lib/`` has uncommitted changes against the current commit (``None`` outside a checkout),
+    i.e. whether the recorded commit alone does not say which code ran."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "dfkd_lib"],
+                             cwd=project_root(), capture_output=True, text=True, timeout=5)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def provenance(command: str | None = None) -> dict:
-    """What produced a result: command, git commit, time, machine, library versions."""
+    """What produced a result: command, git commit (and whether ``dfkd_lib/`` differed from it when the result
+    was written), time, machine, library versions."""
     return {
         "command": command if command is not None else " ".join(["python"] + sys.argv),
         "git_commit": git_commit(),
+        "library_modified": library_modified(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
         "python": platform.python_version(),

@@ -87,3 +87,26 @@ def test_real_results_can_be_read_in_fast_mode(tmp_path, monkeypatch):
     fast_run["out"].write_text(json.dumps(_result_of(fast_run, config={"epochs": 1},
                                                      provenance={"fast_mode": True})))
     assert len(load_results(p)) == 1
+
+
+def test_library_modified_sees_an_uncommitted_change(tmp_path, monkeypatch):
+    import subprocess
+
+    from dfkd_lib import utils
+
+    if subprocess.run(["git", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("git is not installed")
+    (tmp_path / "dfkd_lib").mkdir()
+    (tmp_path / "dfkd_lib" / "m.py").write_text("x = 1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
+    monkeypatch.setattr(utils, "project_root", lambda: tmp_path)
+    assert utils.library_modified() is False
+    (tmp_path / "dfkd_lib" / "m.py").write_text("x = 2\n")
+    assert utils.library_modified() is True
+    (tmp_path / "notes.txt").write_text("outside the library\n")
+    subprocess.run(git + ["add", "notes.txt"], check=True)
+    (tmp_path / "dfkd_lib" / "m.py").write_text("x = 1\n")
+    assert utils.library_modified() is False
