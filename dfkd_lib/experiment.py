@@ -24,6 +24,7 @@ from .utils import default_device, fast_mode
 #: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
 INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
 GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
+FAST_INVERSION_STEPS = 3
 
 
 def register_generator(name: str, cls) -> None:
@@ -39,7 +40,8 @@ def build_generator(name: str, spec, nz: int = 256, width: int = 64, **options):
 
 
 def fast_config(config: DistillConfig) -> DistillConfig:
-    """The same run shrunk for tests (``DFKD_FAST=1``): 1 epoch of 2 iterations with t=2, k=2, batch 16."""
+    """The same run shrunk for tests (``DFKD_FAST=1``): 1 epoch of 2 iterations with t=2, k=2, batch 16
+    (and, for the pixel-optimisation methods, at most :data:`FAST_INVERSION_STEPS` steps per batch)."""
     return replace(config, epochs=1, iterations_per_epoch=2, batch_size=16, generator_steps=2, student_steps=2)
 
 
@@ -80,7 +82,10 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     torch.manual_seed(config.seed)
     s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width).to(device)
     if method in INVERSION_METHODS:  # pixels optimised per batch into a pool, no generator
-        synth, m = make_inversion_run(method, spec, **(method_options or {}))
+        options = dict(method_options or {})
+        if fast_mode():
+            options["steps"] = min(options.get("steps", FAST_INVERSION_STEPS), FAST_INVERSION_STEPS)
+        synth, m = make_inversion_run(method, spec, **options)
     else:
         g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
         synth, m = GeneratorSynthesizer(g_model), build_method(method, **(method_options or {}))

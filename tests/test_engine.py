@@ -1,3 +1,4 @@
+import functools
 import json
 
 import pytest
@@ -151,3 +152,16 @@ def test_run_distillation_with_an_inversion_method(tmp_path, monkeypatch):
     res = run_distillation(teacher=teacher, student="resnet8", student_width=4, method="deepinversion",
                            method_options={"steps": 2, "progress": False}, progress=False)
     assert res["method"]["name"] == "deepinversion" and 0 <= res["best_accuracy"] <= 1
+    # fast mode also caps the inversion steps of each batch
+    from dfkd_lib import synthesis
+    from dfkd_lib.experiment import FAST_INVERSION_STEPS
+    seen, real = [], synthesis.deep_inversion
+
+    @functools.wraps(real)  # keeps the signature the option check reads
+    def spy(*a, **kw):
+        seen.append(kw["steps"])
+        return real(*a, **kw)
+    monkeypatch.setattr(synthesis, "deep_inversion", spy)
+    run_distillation(teacher=teacher, student="resnet8", student_width=4, method="adi",
+                     method_options={"steps": 300}, progress=False)
+    assert seen and set(seen) == {FAST_INVERSION_STEPS}
