@@ -43,7 +43,7 @@ def _distill(args, argv) -> int:
 def _sweep(args, argv) -> int:
     from .sweep import run_sweep, summarize
 
-    run_sweep(args.spec, only=args.only, datasets=args.dataset)
+    run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed)
     print(summarize(args.spec).to_string())
     return 0
 
@@ -53,6 +53,7 @@ def add_commands(sub) -> None:
     w.add_argument("spec", help="JSON spec, e.g. results/dfkd_fgvc_ablation.json")
     w.add_argument("--only", default=None, help="run only these variants (comma-separated)")
     w.add_argument("--dataset", default=None, help="run only these datasets (comma-separated)")
+    w.add_argument("--seed", default=None, help="run only these seeds (comma-separated)")
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")

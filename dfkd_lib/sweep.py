@@ -92,15 +92,16 @@ def _read(path: Path) -> dict | None:
 
 
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
-              datasets: str | list[str] | None = None) -> list[Path]:
+              datasets: str | list[str] | None = None, seeds: str | list[int] | None = None) -> list[Path]:
     """Run the missing or stale runs of a sweep; returns the result paths.
 
     Args:
         only: restrict to these variants (a name, a comma-separated string or a list).
         datasets: restrict to these datasets (same forms).
+        seeds: restrict to these seeds (``"0,2"`` or a list of ints).
 
     Raises:
-        ValueError: ``only`` or ``datasets`` names something the spec does not have.
+        ValueError: ``only``, ``datasets`` or ``seeds`` names something the spec does not have.
     """
     from .experiment import run_distillation
 
@@ -109,13 +110,15 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
 
     runs = planned_runs(spec_path)
     only, datasets = names(only), names(datasets)
-    for picked, key in ((only, "variant"), (datasets, "dataset")):
+    seeds = None if seeds is None else [int(x) for x in names(seeds)]
+    for picked, key in ((only, "variant"), (datasets, "dataset"), (seeds, "seed")):
         unknown = set(picked or []) - {r[key] for r in runs}
         if unknown:
-            raise ValueError(f"{spec_path} has no {key} {', '.join(sorted(unknown))}")
+            raise ValueError(f"{spec_path} has no {key} {', '.join(str(u) for u in sorted(unknown))}")
     done = []
     for run in runs:
-        if (only and run["variant"] not in only) or (datasets and run["dataset"] not in datasets):
+        if ((only and run["variant"] not in only) or (datasets and run["dataset"] not in datasets)
+                or (seeds is not None and run["seed"] not in seeds)):
             continue
         old = _read(run["out"])
         if old is None or not is_current(run, old):

@@ -71,6 +71,8 @@ def test_run_sweep_names_unknown_parts(tmp_path):
         run_sweep(p, only="baseline,R7")
     with pytest.raises(ValueError, match="no dataset cub200"):
         run_sweep(p, datasets=["cub200"])
+    with pytest.raises(ValueError, match="no seed 7"):
+        run_sweep(p, seeds="0,7")
 
 
 def test_real_results_can_be_read_in_fast_mode(tmp_path, monkeypatch):
@@ -110,3 +112,19 @@ def test_library_modified_sees_an_uncommitted_change(tmp_path, monkeypatch):
     subprocess.run(git + ["add", "notes.txt"], check=True)
     (tmp_path / "dfkd_lib" / "m.py").write_text("x = 1\n")
     assert utils.library_modified() is False
+
+
+def test_run_sweep_runs_only_the_picked_missing_runs(tmp_path, monkeypatch):
+    from dfkd_lib import experiment
+
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    done_run = [r for r in planned_runs(p) if (r["variant"], r["dataset"], r["seed"]) == ("full", "fashion-mnist", 0)][0]
+    done_run["out"].parent.mkdir(parents=True)
+    done_run["out"].write_text(json.dumps(_result_of(done_run)))
+    calls = []
+    monkeypatch.setattr(experiment, "run_distillation",
+                        lambda dataset, config, out, checkpoint, **kw: calls.append((out.name, checkpoint.name)))
+    run_sweep(p, only="full", datasets="fashion-mnist,fashion-mnist-upper", seeds=[0], progress=False)
+    assert calls == [("full__fashion-mnist-upper__s0.json", "full__fashion-mnist-upper__s0.state.pt")]
