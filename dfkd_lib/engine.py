@@ -25,7 +25,7 @@ from .checkpoint import atomic_save, safe_load, write_json
 from .hooks import BNStatistics, batchnorm_layers, NoBatchNormError
 from .methods.base import Method, Step
 from .teachers import autocast, evaluate
-from .utils import provenance, seed_everything
+from .utils import as_json, provenance, seed_everything
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -236,7 +236,7 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.is_file():
         st = safe_load(ckpt, map_location=device)
-        if "config" in st and st["config"] != _jsonable(asdict(config)):
+        if "config" in st and st["config"] != as_json(asdict(config)):
             raise ValueError(f"checkpoint {ckpt} was written by a run with another configuration "
                              f"({st['config']}); delete it or pass the same DistillConfig")
         student.load_state_dict(st["student"]), method.load_state_dict(st["method"])
@@ -279,16 +279,11 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
                          "synthesizer": synthesizer.state_dict(), "opt_student": opt_s.state_dict(),
                          "sched": sched.state_dict() if sched is not None else None,
                          "history": result.history, "epoch": epoch + 1, "wall_s": time.time() - t0,
-                         "torch_rng": torch.get_rng_state(), "config": _jsonable(asdict(config))}, ckpt)
+                         "torch_rng": torch.get_rng_state(), "config": as_json(asdict(config))}, ckpt)
         if on_epoch is not None:
             on_epoch(record)
     result.wall_s = round(time.time() - t0, 1)
     return result
-
-
-def _jsonable(d: dict) -> dict:
-    """A config dict with tuples as lists, as it reads back from a checkpoint or a JSON file."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def write_result(path: str | Path, result: DistillResult, config: DistillConfig, extra: dict | None = None,

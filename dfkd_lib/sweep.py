@@ -15,17 +15,20 @@ A spec file (committed under ``results/``) looks like::
 the spec now asks for), each written with its provenance. Runs go seed by seed, so that the variants of one
 seed finish together; a run checkpoints after every epoch (``...sSEED.state.pt``, git-ignored), so an
 interrupted sweep resumes mid-run. Several sweeps may share the work: ``--only`` and ``--dataset`` pick
-their part. :func:`summarize` turns the files into a table of mean and spread over seeds.
+their part. Readers leave stale files out: :func:`load_results` (one row per run), :func:`load_histories`
+(per-epoch records), :func:`sweep_provenance` (where each file came from), :func:`sweep_status` (what is
+missing) and :func:`summarize` (mean and spread over seeds).
 """
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 from .engine import DistillConfig
-from .utils import fast_mode
+from .utils import as_json, fast_mode
 
 
 def load_spec(path: str | Path) -> dict:
@@ -62,26 +65,30 @@ def planned_runs(spec_path: str | Path, fast: bool | None = None) -> list[dict]:
     return runs
 
 
-def _as_json(x):
-    return json.loads(json.dumps(x))
+def _run_defaults() -> dict:
+    """The keyword defaults of :func:`dfkd_lib.experiment.run_distillation` (what a spec leaves out)."""
+    from .experiment import run_distillation
+
+    return {k: p.default for k, p in inspect.signature(run_distillation).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def expected_fields(run: dict) -> dict:
     """What a result file of ``run`` must record (as JSON reads it back): its schedule (``config``), student,
-    method and generator with their options."""
-    kw = run["kwargs"]
-    return _as_json({"config": asdict(DistillConfig(**run["config"])),
-                     "student": {"architecture": kw.get("student", "resnet18"), "width": kw.get("student_width", 16)},
-                     "method": {"name": kw.get("method", "baseline"), "options": kw.get("method_options") or {}},
-                     "generator": {"name": kw.get("generator", "dcgan"), "width": kw.get("generator_width", 32),
-                                   "nz": kw.get("nz", 128), "options": kw.get("generator_options") or {}}})
+    method and generator with their options; what the spec leaves out is ``run_distillation``'s default."""
+    kw = {**_run_defaults(), **run["kwargs"]}
+    return as_json({"config": asdict(DistillConfig(**run["config"])),
+                    "student": {"architecture": kw["student"], "width": kw["student_width"]},
+                    "method": {"name": kw["method"], "options": kw["method_options"] or {}},
+                    "generator": {"name": kw["generator"], "width": kw["generator_width"], "nz": kw["nz"],
+                                  "options": kw["generator_options"] or {}}})
 
 
 def is_current(run: dict, result: dict) -> bool:
     """Whether a result file was made with the configuration the spec asks for now (see
     :func:`expected_fields`; the shrunk schedule of a fast-mode result is not compared)."""
     want = expected_fields(run)
-    got = _as_json({k: result.get(k) for k in want})
+    got = as_json({k: result.get(k) for k in want})
     if result.get("provenance", {}).get("fast_mode"):
         want.pop("config"), got.pop("config")
     return want == got
@@ -153,6 +160,60 @@ def load_results(spec_path: str | Path, fast: bool | None = None):
                      "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
                      "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
                      "fast_mode": r["provenance"]["fast_mode"]})
+    return pd.DataFrame(rows)
+
+
+def sweep_status(spec_path: str | Path, results=None):
+    """How many seeds of each (variant, dataset) of a sweep have a result file: a DataFrame with the planned
+    variants as rows (in the spec's order), datasets as columns and cells ``"finished/planned"``.
+
+    ``results``: a :func:`load_results` frame to count instead of the files on disk (e.g. after
+    dropping fast-mode runs)."""
+    import pandas as pd
+
+    runs = planned_runs(spec_path)
+    df = load_results(spec_path) if results is None else results
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
+    table = pd.DataFrame(index=pd.Index(variants, name="variant"), columns=datasets, dtype=object)
+    for v in variants:
+        for d in datasets:
+            planned = sum(1 for r in runs if r["variant"] == v and r["dataset"] == d)
+            done = 0 if df.empty else int(((df["variant"] == v) & (df["dataset"] == d)).sum())
+            table.loc[v, d] = f"{done}/{planned}"
+    return table
+
+
+def load_histories(spec_path: str | Path, fast: bool | None = None):
+    """Per-epoch records of every finished run of a sweep, long form: one row per (variant, dataset, seed,
+    epoch) with ``test_accuracy`` (in %), ``fast_mode`` and every logged loss (e.g. ``S/L_SFCL``, ``S/L_MHAD``,
+    ``G/L_BN``; NaN where a run did not log it). An empty DataFrame when no result file exists. ``fast``: as
+    in :func:`finished_runs`."""
+    import pandas as pd
+
+    rows = []
+    for run, r in finished_runs(spec_path, fast):
+        for h in r["history"]:
+            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                         "fast_mode": r["provenance"]["fast_mode"],
+                         **{k: (100 * v if k == "test_accuracy" else v) for k, v in h.items()}})
+    return pd.DataFrame(rows)
+
+
+def sweep_provenance(spec_path: str | Path, fast: bool | None = None):
+    """Where each finished run of a sweep came from: one row per result file with variant, dataset, seed,
+    command, git commit (12 characters), date, machine, torch threads, wall time (min) and fast mode (``fast``: as
+    in :func:`finished_runs`)."""
+    import pandas as pd
+
+    rows = []
+    for run, r in finished_runs(spec_path, fast):
+        p = r["provenance"]
+        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                     "command": p.get("command"), "git_commit": (p.get("git_commit") or "")[:12],
+                     "date_utc": p.get("date_utc"), "machine": p.get("machine"),
+                     "torch_threads": p.get("torch_threads"), "wall_min": round(r["wall_s"] / 60, 1),
+                     "fast_mode": p.get("fast_mode")})
     return pd.DataFrame(rows)
 
 

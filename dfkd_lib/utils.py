@@ -1,6 +1,7 @@
 """Seeds, devices, the fast switch and provenance: small helpers every module shares."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -54,6 +55,14 @@ def library_modified() -> bool | None:
         return bool(out.stdout.strip()) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def as_json(x):
+    """``x`` as it reads back from a JSON file or a checkpoint's config: tuples become lists, keys strings.
+
+    Raises:
+        TypeError: ``x`` holds something JSON cannot store (a tensor, a path...)."""
+    return json.loads(json.dumps(x))
 
 
 def provenance(command: str | None = None) -> dict:

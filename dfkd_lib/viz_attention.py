@@ -5,9 +5,8 @@ seaborn, pandas and ipywidgets, next to :mod:`dfkd_lib.viz`.
 * :func:`slider_stack_2d` -- two sliders choosing among a grid of precomputed PNGs (e.g. lambda x block), linked
   in the browser with ``jslink`` so that the widget stays interactive on the static site.
 * :func:`plot_similarity`, :func:`similarity_stats` -- teacher/student similarity matrices of SFCL.
-* :func:`ablation_table`, :func:`plot_ablation`, :func:`sweep_status`, :func:`load_histories`,
-  :func:`sweep_provenance` -- results of a sweep (:mod:`dfkd_lib.sweep`) as "mean +- std (n seeds)" tables,
-  per-seed plots, what is missing, per-epoch records and where each result came from.
+* :func:`ablation_table`, :func:`plot_ablation` -- results of a sweep (read by :mod:`dfkd_lib.sweep`) as
+  "mean +- std (n seeds)" tables and per-seed plots.
 """
 from __future__ import annotations
 
@@ -179,29 +178,6 @@ def plot_similarity(sim: torch.Tensor, ax=None, title: str | None = None, vmin: 
 
 
 # ------------------------------------------------------------------------------------------ sweep results
-def sweep_status(spec_path: str | Path, results=None):
-    """How many seeds of each (variant, dataset) of a sweep have a result file: a DataFrame with the planned
-    variants as rows (in the spec's order), datasets as columns and cells ``"finished/planned"``.
-
-    ``results``: a :func:`dfkd_lib.sweep.load_results` frame to count instead of the files on disk (e.g. after
-    dropping fast-mode runs)."""
-    import pandas as pd
-
-    from .sweep import load_results, planned_runs
-
-    runs = planned_runs(spec_path)
-    df = load_results(spec_path) if results is None else results
-    variants = list(dict.fromkeys(r["variant"] for r in runs))
-    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
-    table = pd.DataFrame(index=pd.Index(variants, name="variant"), columns=datasets, dtype=object)
-    for v in variants:
-        for d in datasets:
-            planned = sum(1 for r in runs if r["variant"] == v and r["dataset"] == d)
-            done = 0 if df.empty else int(((df["variant"] == v) & (df["dataset"] == d)).sum())
-            table.loc[v, d] = f"{done}/{planned}"
-    return table
-
-
 def _cells(results, variant: str, dataset: str, metric: str) -> np.ndarray:
     if results is None or len(results) == 0:
         return np.array([])
@@ -281,42 +257,5 @@ def plot_ablation(results, variants: Mapping[str, str], datasets: Sequence[str],
     return axes
 
 
-def load_histories(spec_path: str | Path, fast: bool | None = None):
-    """Per-epoch records of every finished run of a sweep, long form: one row per (variant, dataset, seed,
-    epoch) with ``test_accuracy`` (in %), ``fast_mode`` and every logged loss (e.g. ``S/L_SFCL``, ``S/L_MHAD``,
-    ``G/L_BN``; NaN where a run did not log it). An empty DataFrame when no result file exists. ``fast``: as
-    in :func:`dfkd_lib.sweep.finished_runs`."""
-    import pandas as pd
-
-    from .sweep import finished_runs
-
-    rows = []
-    for run, r in finished_runs(spec_path, fast):
-        for h in r["history"]:
-            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                         "fast_mode": r["provenance"]["fast_mode"],
-                         **{k: (100 * v if k == "test_accuracy" else v) for k, v in h.items()}})
-    return pd.DataFrame(rows)
-
-
-def sweep_provenance(spec_path: str | Path, fast: bool | None = None):
-    """Where each finished run of a sweep came from: one row per result file with variant, dataset, seed,
-    command, git commit (12 characters), date, machine, torch threads, wall time (min) and fast mode (``fast``: as
-    in :func:`dfkd_lib.sweep.finished_runs`)."""
-    import pandas as pd
-
-    from .sweep import finished_runs
-
-    rows = []
-    for run, r in finished_runs(spec_path, fast):
-        p = r["provenance"]
-        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                     "command": p.get("command"), "git_commit": (p.get("git_commit") or "")[:12],
-                     "date_utc": p.get("date_utc"), "machine": p.get("machine"),
-                     "torch_threads": p.get("torch_threads"), "wall_min": round(r["wall_s"] / 60, 1),
-                     "fast_mode": p.get("fast_mode")})
-    return pd.DataFrame(rows)
-
-
-__all__ = ["plot_block_maps", "slider_stack_2d", "similarity_stats", "plot_similarity", "sweep_status",
-           "format_mean_std", "ablation_table", "plot_ablation", "load_histories", "sweep_provenance", "NO_RESULT"]
+__all__ = ["plot_block_maps", "slider_stack_2d", "similarity_stats", "plot_similarity",
+           "format_mean_std", "ablation_table", "plot_ablation", "NO_RESULT"]

@@ -1,8 +1,13 @@
+import functools
 import json
 
 import pytest
 
-from dfkd_lib.sweep import expected_fields, is_current, load_results, load_spec, planned_runs, result_path, run_sweep
+import pandas as pd
+
+from dfkd_lib.experiment import run_distillation
+from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_spec, planned_runs,
+                            result_path, run_sweep, sweep_provenance, sweep_status)
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -124,7 +129,56 @@ def test_run_sweep_runs_only_the_picked_missing_runs(tmp_path, monkeypatch):
     done_run["out"].parent.mkdir(parents=True)
     done_run["out"].write_text(json.dumps(_result_of(done_run)))
     calls = []
-    monkeypatch.setattr(experiment, "run_distillation",
-                        lambda dataset, config, out, checkpoint, **kw: calls.append((out.name, checkpoint.name)))
+
+    @functools.wraps(experiment.run_distillation)  # keeps the signature, whose defaults the sweep reads
+    def fake(dataset, config, out, checkpoint, **kw):
+        calls.append((out.name, checkpoint.name))
+
+    monkeypatch.setattr(experiment, "run_distillation", fake)
     run_sweep(p, only="full", datasets="fashion-mnist,fashion-mnist-upper", seeds=[0], progress=False)
     assert calls == [("full__fashion-mnist-upper__s0.json", "full__fashion-mnist-upper__s0.state.pt")]
+
+
+def test_sweep_status_counts_result_files(tmp_path):
+    spec = {"name": "s", "datasets": ["fashion-mnist", "fashion-mnist-upper"], "seeds": [0, 1],
+            "variants": {"baseline": {}, "full": {}}}
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(spec))
+    run = [r for r in planned_runs(p) if (r["variant"], r["dataset"], r["seed"]) == ("full", "fashion-mnist-upper", 1)][0]
+    out = run["out"]
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps({
+        **expected_fields(run), "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 90,
+        "history": [{"epoch": 1, "test_accuracy": 0.3, "S/L_KD": 1.0},
+                    {"epoch": 2, "test_accuracy": 0.5, "S/L_KD": 0.5, "S/L_SFCL": 4.8}],
+        "provenance": {"fast_mode": False, "command": "python -m dfkd_lib sweep s.json", "git_commit": "a" * 40,
+                       "date_utc": "2026-12-01T10:00:00Z", "machine": "m", "torch_threads": 2}}))
+    st = sweep_status(p)
+    assert list(st.index) == ["baseline", "full"]
+    assert st.loc["full", "fashion-mnist-upper"] == "1/2" and st.loc["baseline", "fashion-mnist"] == "0/2"
+    assert sweep_status(p, results=pd.DataFrame()).loc["full", "fashion-mnist-upper"] == "0/2"
+    h = load_histories(p)
+    assert len(h) == 2 and list(h["test_accuracy"]) == [30.0, 50.0]
+    assert h["S/L_SFCL"].isna().tolist() == [True, False] and set(h["variant"]) == {"full"}
+    prov = sweep_provenance(p)
+    assert len(prov) == 1 and prov.loc[0, "git_commit"] == "a" * 12 and prov.loc[0, "wall_min"] == 1.5
+
+
+def test_sweep_helpers_without_results(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"name": "s", "datasets": ["a"], "seeds": [0], "variants": {"v": {}}}))
+    assert load_histories(p).empty and sweep_provenance(p).empty
+    assert sweep_status(p).loc["v", "a"] == "0/1"
+
+
+def test_expected_fields_fill_in_the_defaults_of_run_distillation(tmp_path, monkeypatch):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"name": "s", "datasets": ["a"], "seeds": [0], "variants": {"v": {}}}))
+    (run,) = planned_runs(p)
+    want = expected_fields(run)
+    assert want["student"] == {"architecture": "resnet18", "width": 16}
+    assert want["generator"] == {"name": "dcgan", "width": 32, "nz": 128, "options": {}}
+    assert want["method"] == {"name": "baseline", "options": {}}
+    # the defaults are read from run_distillation's signature, so a changed default moves with it
+    monkeypatch.setattr(run_distillation, "__kwdefaults__", {**run_distillation.__kwdefaults__, "student_width": 8})
+    assert expected_fields(run)["student"]["width"] == 8

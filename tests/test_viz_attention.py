@@ -11,11 +11,9 @@ import torch  # noqa: E402
 
 from dfkd_lib.data import dataset_spec  # noqa: E402
 from dfkd_lib.models.attention_generator import AttentionGenerator  # noqa: E402
-from dfkd_lib.sweep import expected_fields, planned_runs  # noqa: E402
 from dfkd_lib.viz import figure_png  # noqa: E402
-from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, load_histories,  # noqa: E402
-                                    plot_ablation, plot_block_maps, plot_similarity, similarity_stats,
-                                    slider_stack_2d, sweep_provenance, sweep_status)
+from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, plot_ablation,  # noqa: E402
+                                    plot_block_maps, plot_similarity, similarity_stats, slider_stack_2d)
 
 
 def _png(color):
@@ -139,35 +137,3 @@ def test_plot_ablation_runs_with_partial_and_empty_results():
     plt.close(axes[0].figure)
     axes = plot_ablation(pd.DataFrame(), {"baseline": "B"}, ["a"])
     plt.close(axes[0].figure)
-
-
-def test_sweep_status_counts_result_files(tmp_path):
-    spec = {"name": "s", "datasets": ["fashion-mnist", "fashion-mnist-upper"], "seeds": [0, 1],
-            "variants": {"baseline": {}, "full": {}}}
-    p = tmp_path / "s.json"
-    p.write_text(json.dumps(spec))
-    run = [r for r in planned_runs(p) if (r["variant"], r["dataset"], r["seed"]) == ("full", "fashion-mnist-upper", 1)][0]
-    out = run["out"]
-    out.parent.mkdir(parents=True)
-    out.write_text(json.dumps({
-        **expected_fields(run), "best_accuracy": 0.5, "last_accuracy": 0.4, "teacher_accuracy": 0.9, "wall_s": 90,
-        "history": [{"epoch": 1, "test_accuracy": 0.3, "S/L_KD": 1.0},
-                    {"epoch": 2, "test_accuracy": 0.5, "S/L_KD": 0.5, "S/L_SFCL": 4.8}],
-        "provenance": {"fast_mode": False, "command": "python -m dfkd_lib sweep s.json", "git_commit": "a" * 40,
-                       "date_utc": "2026-12-01T10:00:00Z", "machine": "m", "torch_threads": 2}}))
-    st = sweep_status(p)
-    assert list(st.index) == ["baseline", "full"]
-    assert st.loc["full", "fashion-mnist-upper"] == "1/2" and st.loc["baseline", "fashion-mnist"] == "0/2"
-    assert sweep_status(p, results=pd.DataFrame()).loc["full", "fashion-mnist-upper"] == "0/2"
-    h = load_histories(p)
-    assert len(h) == 2 and list(h["test_accuracy"]) == [30.0, 50.0]
-    assert h["S/L_SFCL"].isna().tolist() == [True, False] and set(h["variant"]) == {"full"}
-    prov = sweep_provenance(p)
-    assert len(prov) == 1 and prov.loc[0, "git_commit"] == "a" * 12 and prov.loc[0, "wall_min"] == 1.5
-
-
-def test_sweep_helpers_without_results(tmp_path):
-    p = tmp_path / "s.json"
-    p.write_text(json.dumps({"name": "s", "datasets": ["a"], "seeds": [0], "variants": {"v": {}}}))
-    assert load_histories(p).empty and sweep_provenance(p).empty
-    assert sweep_status(p).loc["v", "a"] == "0/1"
