@@ -5,8 +5,9 @@ seaborn, pandas and ipywidgets, next to :mod:`dfkd_lib.viz`.
 * :func:`slider_stack_2d` -- two sliders choosing among a grid of precomputed PNGs (e.g. lambda x block), linked
   in the browser with ``jslink`` so that the widget stays interactive on the static site.
 * :func:`plot_similarity`, :func:`similarity_stats` -- teacher/student similarity matrices of SFCL.
-* :func:`ablation_table`, :func:`plot_ablation` -- results of a sweep (read by :mod:`dfkd_lib.sweep`) as
-  "mean +- std (n seeds)" tables and per-seed plots.
+* :func:`ablation_table`, :func:`paired_table`, :func:`plot_ablation` -- results of a sweep (read by
+  :mod:`dfkd_lib.sweep`) as "mean +- std (n seeds)" tables, differences to a reference paired by seed, and
+  per-seed plots.
 """
 from __future__ import annotations
 
@@ -212,6 +213,47 @@ def ablation_table(results, variants: Mapping[str, str], datasets: Sequence[str]
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(datasets))
 
 
+def paired_table(results, variants: Mapping[str, str], reference: str, datasets: Sequence[str],
+                 metric: str = "best", digits: int = 2):
+    """Differences to a reference variant, paired by seed (same student initialisation and noise): rows =
+    ``variants`` (name -> label; the reference itself is skipped), columns = ``datasets``, cells
+    ``"+mean ± std over seeds (higher in w of n)"`` of ``variant - reference`` in points of ``metric`` (%),
+    over the seeds both have; ``"no results yet"`` when they share none.
+
+    Raises:
+        ValueError: ``metric`` is not a column of ``results``.
+    """
+    import pandas as pd
+
+    if results is not None and len(results) and metric not in results:
+        raise ValueError(f"results have no column {metric!r} (columns: {list(results.columns)})")
+
+    def by_seed(v, d):
+        if results is None or len(results) == 0:
+            return pd.Series(dtype=float)
+        sel = results[(results["variant"] == v) & (results["dataset"] == d)]
+        return sel.set_index("seed")[metric].astype(float)
+
+    rows = {}
+    for v, label in variants.items():
+        if v == reference:
+            continue
+        cells = []
+        for d in datasets:
+            a, b = by_seed(v, d), by_seed(reference, d)
+            seeds = sorted(set(a.index) & set(b.index))
+            diff = (a[seeds] - b[seeds]).to_numpy() if seeds else np.array([])
+            if diff.size == 0:
+                cells.append(NO_RESULT)
+            elif diff.size == 1:
+                cells.append(f"{diff[0]:+.{digits}f} (n=1)")
+            else:
+                cells.append(f"{diff.mean():+.{digits}f} ± {diff.std(ddof=1):.{digits}f} "
+                             f"(higher in {int((diff > 0).sum())} of {diff.size})")
+        rows[label] = cells
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(datasets))
+
+
 def plot_ablation(results, variants: Mapping[str, str], datasets: Sequence[str], metric: str = "best",
                   axes=None, reference: str | None = None, teacher: bool = True):
     """One panel per dataset: each seed as a dot and the mean ± std over seeds as a square with error bar, per
@@ -258,4 +300,4 @@ def plot_ablation(results, variants: Mapping[str, str], datasets: Sequence[str],
 
 
 __all__ = ["plot_block_maps", "slider_stack_2d", "similarity_stats", "plot_similarity",
-           "format_mean_std", "ablation_table", "plot_ablation", "NO_RESULT"]
+           "format_mean_std", "ablation_table", "paired_table", "plot_ablation", "NO_RESULT"]

@@ -12,8 +12,8 @@ import torch  # noqa: E402
 from dfkd_lib.data import dataset_spec  # noqa: E402
 from dfkd_lib.models.attention_generator import AttentionGenerator  # noqa: E402
 from dfkd_lib.viz import figure_png  # noqa: E402
-from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, plot_ablation,  # noqa: E402
-                                    plot_block_maps, plot_similarity, similarity_stats, slider_stack_2d)
+from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, paired_table,  # noqa: E402
+                                    plot_ablation, plot_block_maps, plot_similarity, similarity_stats, slider_stack_2d)
 
 
 def _png(color):
@@ -137,3 +137,18 @@ def test_plot_ablation_runs_with_partial_and_empty_results():
     plt.close(axes[0].figure)
     axes = plot_ablation(pd.DataFrame(), {"baseline": "B"}, ["a"])
     plt.close(axes[0].figure)
+
+
+def test_paired_table_pairs_by_seed():
+    # baseline seeds 0,1,2 = 60,61,62; full seeds 0,1 = 65,67: differences 5, 6 on the shared seeds only
+    t = paired_table(_results(), {"baseline": "B", "full": "F", "sfcl": "S"}, "baseline", ["a", "b"])
+    assert list(t.index) == ["F", "S"]
+    assert t.loc["F", "a"] == "+5.50 ± 0.71 (higher in 2 of 2)"
+    assert t.loc["S", "a"] == NO_RESULT and t.loc["F", "b"] == NO_RESULT
+    one = _results()[lambda df: ~((df["variant"] == "full") & (df["seed"] == 1))]
+    assert paired_table(one, {"full": "F"}, "baseline", ["a"]).loc["F", "a"] == "+5.00 (n=1)"
+    assert paired_table(_results(), {"baseline": "B"}, "full", ["a"]).loc["B", "a"] == "-5.50 ± 0.71 (higher in 0 of 2)"
+    assert paired_table(pd.DataFrame(), {"full": "F"}, "baseline", ["a"]).loc["F", "a"] == NO_RESULT
+    with pytest.raises(ValueError, match="no column"):
+        paired_table(_results(), {"full": "F"}, "baseline", ["a"], metric="top5")
+
