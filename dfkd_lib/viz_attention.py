@@ -179,11 +179,18 @@ def plot_similarity(sim: torch.Tensor, ax=None, title: str | None = None, vmin: 
 
 
 # ------------------------------------------------------------------------------------------ sweep results
-def _cells(results, variant: str, dataset: str, metric: str) -> np.ndarray:
+def _by_seed(results, variant: str, dataset: str, metric: str):
+    """``metric`` of one (variant, dataset) of a results frame as a float Series indexed by seed."""
+    import pandas as pd
+
     if results is None or len(results) == 0:
-        return np.array([])
+        return pd.Series(dtype=float)
     sel = results[(results["variant"] == variant) & (results["dataset"] == dataset)]
-    return sel[metric].to_numpy(dtype=float)
+    return sel.set_index("seed")[metric].astype(float)
+
+
+def _cells(results, variant: str, dataset: str, metric: str) -> np.ndarray:
+    return _by_seed(results, variant, dataset, metric).to_numpy(dtype=float)
 
 
 def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
@@ -228,19 +235,13 @@ def paired_table(results, variants: Mapping[str, str], reference: str, datasets:
     if results is not None and len(results) and metric not in results:
         raise ValueError(f"results have no column {metric!r} (columns: {list(results.columns)})")
 
-    def by_seed(v, d):
-        if results is None or len(results) == 0:
-            return pd.Series(dtype=float)
-        sel = results[(results["variant"] == v) & (results["dataset"] == d)]
-        return sel.set_index("seed")[metric].astype(float)
-
     rows = {}
     for v, label in variants.items():
         if v == reference:
             continue
         cells = []
         for d in datasets:
-            a, b = by_seed(v, d), by_seed(reference, d)
+            a, b = _by_seed(results, v, d, metric), _by_seed(results, reference, d, metric)
             seeds = sorted(set(a.index) & set(b.index))
             diff = (a[seeds] - b[seeds]).to_numpy() if seeds else np.array([])
             if diff.size == 0:
