@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .checkpoint import atomic_save, safe_load, write_json
 from .hooks import BNStatistics, batchnorm_layers, NoBatchNormError
 from .methods.base import Method, Step
+from .pool import ImagePool
 from .teachers import autocast, evaluate
 from .utils import as_json, provenance, seed_everything
 
@@ -46,6 +47,13 @@ class DistillConfig:
         seed: seeds Python, numpy and torch at the start (and the synthesiser's noise).
         amp: ``"bf16"`` autocast for the forward passes, or ``None`` (fp32).
         generator_steps, student_steps: override the method's ``t`` and ``k`` when not ``None``.
+        pool_size: images kept in a memory bank (:class:`~dfkd_lib.pool.ImagePool`) of past generator
+            batches; 0 (default) keeps none and every student step draws a fresh batch, as Algorithm 1 does.
+            With a bank, student steps sample from everything generated so far (CMI, Fast-DFKD), so a few
+            generator steps feed many student steps.
+        pool_fraction: share in [0, 1] of each student batch drawn from the bank (the rest fresh from the
+            generator); used only when ``pool_size > 0``.
+        channels_last: run teacher, student and generator in ``torch.channels_last`` memory format.
     """
 
     epochs: int = 200
@@ -61,6 +69,21 @@ class DistillConfig:
     amp: str | None = None
     generator_steps: int | None = None
     student_steps: int | None = None
+    pool_size: int = 0
+    pool_fraction: float = 1.0
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.iterations_per_epoch < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs, iterations_per_epoch and batch_size must be >= 1, got {self.epochs}, "
+                             f"{self.iterations_per_epoch}, {self.batch_size}")
+        if self.pool_size < 0 or not 0.0 <= self.pool_fraction <= 1.0:
+            raise ValueError(f"pool_size must be >= 0 and pool_fraction in [0, 1], got {self.pool_size}, "
+                             f"{self.pool_fraction}")
+        for name in ("generator_steps", "student_steps"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {v}")
 
 
 # ---------------------------------------------------------------------------------------------- synthesisers
@@ -86,7 +109,7 @@ class Synthesizer:
 
 
 def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method: Method, phase: str,
-                 amp: str | None = None) -> Step:
+                 amp: str | None = None, labels: torch.Tensor | None = None) -> Step:
     """Run teacher and student on ``x`` and pack a :class:`Step`.
 
     In the generator phase gradients flow through both networks into ``x`` (their weights are frozen by the
@@ -101,11 +124,16 @@ def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method
             t_logits, t_feats = teacher(x, return_features=True)
         s_logits, s_feats = student(x, return_features=True)
     bn_loss = bn.loss() if bn is not None else None
-    return Step(x, t_logits.float(), t_feats, s_logits.float(), s_feats, bn_loss, phase)
+    return Step(x, t_logits.float(), t_feats, s_logits.float(), s_feats, bn_loss, phase, labels)
 
 
 class GeneratorSynthesizer(Synthesizer):
     """A generator ``G(z)`` trained adversarially by the method's generator loss (Algorithm 1, lines 2-9).
+
+    With ``config.pool_size > 0`` every batch a generator step makes is also kept in a memory bank
+    (:class:`~dfkd_lib.pool.ImagePool`), and :meth:`sample` draws ``config.pool_fraction`` of each student
+    batch from it. Fresh samples come from the generator in eval mode (its BN layers use their running
+    statistics, which sampling never changes); generator steps run it in train mode.
 
     Args:
         generator: maps ``z (N, nz)`` to images ``(N, C, H, W)`` in the teacher's input space; must have
@@ -116,14 +144,23 @@ class GeneratorSynthesizer(Synthesizer):
         self.generator = generator
         self.optimizer: torch.optim.Optimizer | None = None
         self.device = torch.device("cpu")
+        self.pool: ImagePool | None = None
+        self.pool_fraction = 1.0
+        self._pool_gen = torch.Generator()
 
     def setup(self, config: DistillConfig, device: torch.device) -> None:
         self.device = device
         self.generator.to(device).train()
+        if config.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator,
                                           betas=config.betas)
+        self.pool = ImagePool(config.pool_size) if config.pool_size > 0 else None
+        self.pool_fraction = config.pool_fraction
+        self._pool_gen.manual_seed(config.seed + 1)
 
     def synthesis_step(self, teacher, student, method, config):
+        self.generator.train()
         x = self.generator(self.generator.sample_z(config.batch_size, self.device))
         student.requires_grad_(False)
         try:
@@ -135,21 +172,43 @@ class GeneratorSynthesizer(Synthesizer):
             self.optimizer.step()
         finally:
             student.requires_grad_(True)
+        if self.pool is not None:
+            self.pool.add(x.detach())
         return logs
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
-        return self.generator(self.generator.sample_z(n, self.device))
+        """``n`` images: ``round(n * pool_fraction)`` from the bank (once it holds images), the rest fresh."""
+        from_pool = round(n * self.pool_fraction) if self.pool is not None and len(self.pool) else 0
+        parts = [self.pool.sample(from_pool, generator=self._pool_gen)] if from_pool else []
+        if n - from_pool > 0:
+            was_training = self.generator.training
+            self.generator.eval()
+            try:
+                parts.append(self.generator(self.generator.sample_z(n - from_pool, self.device)))
+            finally:
+                self.generator.train(was_training)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "pool": self.pool.state_dict() if self.pool is not None else None,
+                "pool_rng": self._pool_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.pool is not None and state.get("pool") is not None:
+            self.pool.load_state_dict(state["pool"])
+        if "pool_rng" in state:
+            self._pool_gen.set_state(state["pool_rng"])
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+def as_batch(sample) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A synthesiser's sample as ``(images, labels or None)``, detached (labelled sources return a pair)."""
+    x, y = sample if isinstance(sample, tuple) else (sample, None)
+    return x.detach(), y
 def check_finite(loss: torch.Tensor, where: str) -> None:
     """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
     if not torch.isfinite(loss).all():
@@ -170,6 +229,22 @@ def check_pair(teacher: nn.Module, student: nn.Module, method: Method, x: torch.
     if t.shape != s.shape:
         raise ValueError(f"teacher predicts {t.shape[1]} classes but the student {s.shape[1]}: build the student "
                          "with the teacher's num_classes")
+
+
+def student_step(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
+                 optimizer: torch.optim.Optimizer, config: DistillConfig) -> dict[str, float]:
+    """One student update (Algorithm 1, lines 10-14): sample a batch, ``method.student_loss``, SGD step.
+
+    Returns the method's named loss terms. Raises :class:`NonFiniteLossError` on a NaN/inf loss (before
+    the update, so the student keeps its last good weights)."""
+    x, y = as_batch(synthesizer.sample(config.batch_size))
+    step = forward_step(teacher, student, x, method, "student", config.amp, labels=y)
+    loss, logs = method.student_loss(step)
+    check_finite(loss, "student")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logs
 
 
 @dataclass
@@ -221,8 +296,10 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
     seed_everything(config.seed)
     teacher.to(device).eval().requires_grad_(False)
     student.to(device).train()
+    if config.channels_last:
+        teacher.to(memory_format=torch.channels_last), student.to(memory_format=torch.channels_last)
     synthesizer.setup(config, device)
-    example = synthesizer.sample(2).detach()
+    example, _ = as_batch(synthesizer.sample(2))
     check_pair(teacher, student, method, example)
     method.setup(teacher, student, example)
     method.to(device).train()
@@ -255,13 +332,7 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
                 for k, v in synthesizer.synthesis_step(teacher, student, method, config).items():
                     sums["G/" + k] = sums.get("G/" + k, 0.0) + v / t_steps
             for _ in range(k_steps):
-                x = synthesizer.sample(config.batch_size).detach()
-                step = forward_step(teacher, student, x, method, "student", config.amp)
-                loss, logs = method.student_loss(step)
-                check_finite(loss, "student")
-                opt_s.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_s.step()
+                logs = student_step(teacher, student, synthesizer, method, opt_s, config)
                 for k, v in logs.items():
                     sums["S/" + k] = sums.get("S/" + k, 0.0) + v / k_steps
             bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items() if k.startswith("S/")})

@@ -60,8 +60,7 @@ class BNStatistics:
     def _hook(self, index: int):
         def fn(module: nn.BatchNorm2d, inputs, output):
             x = inputs[0].float()  # statistics in fp32 also under bf16 autocast
-            mean = x.mean(dim=(0, 2, 3))
-            var = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1).var(dim=1, unbiased=False)
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
             rm, rv = module.running_mean, module.running_var
             self.layer_losses[index] = torch.norm(mean - rm, 2) + torch.norm(var - rv, 2)
         return fn

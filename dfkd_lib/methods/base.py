@@ -26,6 +26,8 @@ class Step:
         bn_loss: the teacher's BN-statistics distance (scalar, DFKD-FGVC Eq. 3), or ``None`` when the
             method has ``uses_bn = False``.
         phase: ``"generator"`` or ``"student"``.
+        labels: ``(N,)`` true classes when the batch comes from a labelled source (the real-data reference
+            runs), else ``None``.
     """
 
     x: torch.Tensor
@@ -35,6 +37,7 @@ class Step:
     student_features: Features
     bn_loss: torch.Tensor | None
     phase: str
+    labels: torch.Tensor | None = None
 
 
 class Method(nn.Module):

@@ -155,16 +155,26 @@ class MixedHighOrderAttention(nn.Module):
         return (order + 1) * channels * max(1, channels // 4)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The mixed attention map ``A``, ``(N, C, H, W)``, values in (0, 1)."""
+        """The mixed attention map ``A``, ``(N, C, H, W)``, values in (0, 1).
+
+        Computed with two convolutions for all orders together (the ``R(R+1)/2`` factor convs stacked into
+        one ``C -> c R(R+1)/2`` conv, the ``R`` heads as one grouped conv); the weights are those of
+        :attr:`factors` and :attr:`heads`, so the result is the per-order formula above."""
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"MixedHighOrderAttention expected (N, {self.channels}, H, W), got {tuple(x.shape)}")
-        total = 0
-        for convs, head in zip(self.factors, self.heads):
-            z = convs[0](x)
-            for conv in convs[1:]:
-                z = z * conv(x)
-            total = total + torch.sigmoid(head(F.relu(z)))
-        return total / self.order
+        w = torch.cat([conv.weight for convs in self.factors for conv in convs])
+        parts = F.conv2d(x, w.to(x.dtype)).split(self.hidden, dim=1)
+        zs, i = [], 0
+        for j in range(1, self.order + 1):
+            z = parts[i]
+            for p in parts[i + 1:i + j]:
+                z = z * p
+            zs.append(F.relu(z))
+            i += j
+        v = torch.cat([head.weight for head in self.heads])
+        a = torch.sigmoid(F.conv2d(torch.cat(zs, dim=1), v.to(x.dtype), groups=self.order))
+        n, _, h, wd = a.shape
+        return a.view(n, self.order, self.channels, h, wd).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention(x)
