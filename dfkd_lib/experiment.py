@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import atomic_save, safe_load, sha256
 from .data import dataset_spec
 from .engine import DistillConfig, GeneratorSynthesizer, distill, write_result
 from .methods import build_method
@@ -17,12 +18,15 @@ from .methods.inversion import make_inversion_run
 from .models import build_classifier
 from .models.attention_generator import AttentionGenerator
 from .models.generators import DCGANGenerator
+from .real_data import RealImages
 from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
 #: Methods whose images are optimised pixels (dfkd_lib.synthesis); ``method_options`` then also carry the
 #: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
 INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
+#: Reference runs on real training images (:mod:`dfkd_lib.real_data`): upper bounds, not data-free.
+REFERENCE_METHODS = ("real-kd", "real-labels")
 GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
 FAST_INVERSION_STEPS = 3
 
@@ -50,11 +54,13 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
                      method_options: dict | None = None, generator: str = "dcgan", generator_width: int = 32,
                      nz: int = 128, generator_options: dict | None = None, config: DistillConfig | None = None,
                      out: str | Path | None = None, checkpoint: str | Path | None = None, device=None,
-                     progress: bool = True, command: str | None = None, test_limit: int | None = None) -> dict:
+                     progress: bool = True, command: str | None = None, test_limit: int | None = None,
+                     save_weights: bool = False) -> dict:
     """Distil the teacher of ``dataset`` into a new student without real training data.
 
     Args:
-        dataset: dataset name (:mod:`dfkd_lib.data`); only its **test** split is loaded.
+        dataset: dataset name (:mod:`dfkd_lib.data`); only its **test** split is loaded, except by the
+            reference methods (:data:`REFERENCE_METHODS`), which train on its real training images.
         teacher: teacher checkpoint; default the shipped ResNet-34 (width 16) of ``dataset``.
         student, student_width: classifier name and width (:func:`dfkd_lib.models.build_classifier`).
         method, method_options: :func:`dfkd_lib.methods.build_method` name and keyword options; for the
@@ -65,6 +71,9 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         out: result JSON path (config, per-epoch accuracy, best/last, wall time, provenance).
         checkpoint: resumable training checkpoint path.
         test_limit: evaluate on the first N test images only (smoke tests).
+        save_weights: with ``out``, also write the final student and generator ``state_dict``s (float16)
+            to ``out`` with suffix ``.weights.pt``; the result records its name and sha256, and
+            :func:`load_run_models` reads it back.
 
     Returns:
         The result dictionary (also written to ``out``).
@@ -86,6 +95,9 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         if fast_mode():
             options["steps"] = min(options.get("steps", FAST_INVERSION_STEPS), FAST_INVERSION_STEPS)
         synth, m = make_inversion_run(method, spec, **options)
+    elif method in REFERENCE_METHODS:
+        synth = RealImages(dataset, limit=2 * config.batch_size if fast_mode() else None)
+        m = build_method(method, **(method_options or {}))
     else:
         g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
         synth, m = GeneratorSynthesizer(g_model), build_method(method, **(method_options or {}))
@@ -100,6 +112,60 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
              "generator": {"name": generator, "width": generator_width, "nz": nz,
                            "options": generator_options or {}},
              "test_images": len(loader.dataset)}
+    if out is not None and save_weights:
+        path = weights_path(out)
+        state = {"student": _half(s_model.state_dict())}
+        if isinstance(synth, GeneratorSynthesizer):
+            state["generator"] = _half(synth.generator.state_dict())
+        atomic_save(state, path)
+        extra["weights"] = {"file": path.name, "sha256": sha256(path), "dtype": "float16"}
     if out is not None:
         return write_result(out, result, config, extra, command)
     return {"config": asdict(config), **extra, **result.to_dict()}
+
+
+def weights_path(out: str | Path) -> Path:
+    """Where :func:`run_distillation` with ``save_weights=True`` puts the final weights of result ``out``."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".json") + ".weights.pt")
+
+
+def _half(state: dict) -> dict:
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def load_run_models(result_path: str | Path, device="cpu"):
+    """The final student and generator of a saved run, in eval mode, as the result file describes them.
+
+    Args:
+        result_path: a result JSON written by :func:`run_distillation` with ``save_weights=True``.
+
+    Returns:
+        ``(student, generator)``; ``generator`` is ``None`` for runs without one (pixel optimisation, references).
+
+    Raises:
+        FileNotFoundError: the run saved no weights. ValueError: the weights file's sha256 differs from the one
+        recorded in the result (the file was changed or replaced).
+    """
+    import json
+
+    result_path = Path(result_path)
+    res = json.loads(result_path.read_text())
+    if "weights" not in res:
+        raise FileNotFoundError(f"{result_path} records no weights: rerun with save_weights=True")
+    path = result_path.with_name(res["weights"]["file"])
+    if sha256(path) != res["weights"]["sha256"]:
+        raise ValueError(f"{path} does not match the sha256 recorded in {result_path}")
+    state = safe_load(path, map_location=device)
+    spec = dataset_spec(res["dataset"])
+    st = res["student"]
+    student = build_classifier(st["architecture"], spec.num_classes, spec.in_channels, st["width"])
+    student.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["student"].items()})
+    generator = None
+    if "generator" in state:
+        g = res["generator"]
+        generator = build_generator(g["name"], spec, nz=g["nz"], width=g["width"], **g["options"])
+        generator.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                   for k, v in state["generator"].items()})
+        generator.to(device).eval()
+    return student.to(device).eval(), generator

@@ -7,7 +7,7 @@ A spec file (committed under ``results/``) looks like::
      "seeds": [0, 1, 2],
      "common": {"student": "resnet18", "student_width": 16, "generator_width": 16,
                 "config": {"epochs": 8, "iterations_per_epoch": 10, "amp": "bf16"}},
-     "variants": {"baseline": {"method": "baseline"},
+     "variants": {"baseline": {"method": "baseline"},  # any run_distillation option, e.g. "save_weights": true
                   "full": {"method": "dfkd-fgvc", "generator": "attention"}}}
 
 ``python -m dfkd_lib sweep results/ablation.json`` runs every (variant, dataset, seed) whose result file

@@ -32,3 +32,4 @@ def build_method(name: str, **options) -> Method:
 __all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_method", "register_method"]
 from . import dfkd_fgvc  # noqa: E402,F401  registers "dfkd-fgvc"
 from . import inversion  # noqa: E402,F401  registers "deepinversion", "adi", "zskd"
+from . import reference  # noqa: E402,F401  registers "real-kd", "real-labels"
