@@ -57,13 +57,14 @@ teachers: setup data
 	$(PY) -m dfkd_lib train-teacher --dataset fashion-mnist-upper
 
 # Results commands behind the chapters (hours on 2 CPU cores; each resumes where it stopped): one sweep per
-# core for the DFKD-FGVC ablation, then the BN-inversion students.
+# core for the DFKD-FGVC ablation, then the BN-inversion students and the foundations chapter's long run.
 SWEEP := OMP_NUM_THREADS=1 $(PY) -m dfkd_lib sweep
 results: setup data
 	$(SWEEP) results/dfkd_fgvc_ablation.json --dataset fashion-mnist & a=$$!; \
 	$(SWEEP) results/dfkd_fgvc_ablation.json --dataset fashion-mnist-upper & b=$$!; \
 	wait $$a && wait $$b
 	$(PY) -m dfkd_lib sweep results/bn_inversion.json
+	$(PY) -m dfkd_lib sweep results/foundations.json
 
 lab: setup data vendor-js
 	$(VENV)/bin/jupyter lab --allow-root book/

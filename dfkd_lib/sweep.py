@@ -86,9 +86,12 @@ def expected_fields(run: dict) -> dict:
 
 def is_current(run: dict, result: dict) -> bool:
     """Whether a result file was made with the configuration the spec asks for now (see
-    :func:`expected_fields`; the shrunk schedule of a fast-mode result is not compared)."""
+    :func:`expected_fields`; the shrunk schedule of a fast-mode result is not compared; a schedule field the
+    file does not record, because it is older than the field, counts as that field's default)."""
     want = expected_fields(run)
     got = as_json({k: result.get(k) for k in want})
+    if isinstance(got.get("config"), dict):  # a file older than a config field ran with that field's default
+        got["config"] = {**as_json(asdict(DistillConfig())), **got["config"]}
     if result.get("provenance", {}).get("fast_mode"):
         want.pop("config"), got.pop("config")
     return want == got
@@ -147,6 +150,24 @@ def finished_runs(spec_path: str | Path, fast: bool | None = None):
         r = _read(run["out"])
         if r is not None and is_current(run, r):
             yield run, r
+
+
+def load_run(spec_path: str | Path, variant: str, dataset: str, seed: int) -> tuple[dict, Path]:
+    """The result of one finished, current run of a sweep and its file path (the real result, also in fast
+    mode), for :func:`dfkd_lib.experiment.load_run_models`.
+
+    Raises:
+        KeyError: the spec plans no such run. FileNotFoundError: the run has no current result file (the
+        message gives the command that makes it).
+    """
+    for run in planned_runs(spec_path, fast=False):
+        if (run["variant"], run["dataset"], run["seed"]) == (variant, dataset, seed):
+            r = _read(run["out"])
+            if r is None or not is_current(run, r):
+                raise FileNotFoundError(f"{run['out']} is missing or stale: run python -m dfkd_lib sweep "
+                                        f"{spec_path} --only {variant} --dataset {dataset} --seed {seed}")
+            return r, run["out"]
+    raise KeyError(f"{spec_path} plans no run {variant!r} on {dataset!r} with seed {seed}")
 
 
 def load_results(spec_path: str | Path, fast: bool | None = None):

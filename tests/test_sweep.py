@@ -6,7 +6,8 @@ import pytest
 import pandas as pd
 
 from dfkd_lib.experiment import run_distillation
-from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_spec, planned_runs,
+from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_run, load_spec,
+                            planned_runs,
                             result_path, run_sweep, sweep_provenance, sweep_status)
 
 
@@ -69,6 +70,20 @@ def test_runs_go_seed_by_seed_and_stale_results_are_recognised(tmp_path, monkeyp
     assert list(df["variant"]) == ["full"] and df["best"].iloc[0] == 50
 
 
+def test_a_file_older_than_a_config_field_counts_as_its_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    run = planned_runs(p)[0]
+    old = _result_of(run)
+    del old["config"]["pool_size"], old["config"]["channels_last"]  # written before these fields existed
+    assert is_current(run, old)
+    changed = json.loads(p.read_text())
+    changed["common"]["config"]["pool_size"] = 640  # asking for a bank: the old file is stale
+    p.write_text(json.dumps(changed))
+    assert not is_current(planned_runs(p)[0], old)
+
+
 def test_run_sweep_names_unknown_parts(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(SPEC))
@@ -94,6 +109,24 @@ def test_real_results_can_be_read_in_fast_mode(tmp_path, monkeypatch):
     fast_run["out"].write_text(json.dumps(_result_of(fast_run, config={"epochs": 1},
                                                      provenance={"fast_mode": True})))
     assert len(load_results(p)) == 1
+
+
+def test_load_run_returns_one_current_result_or_says_how_to_make_it(tmp_path, monkeypatch):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    monkeypatch.setenv("DFKD_FAST", "1")  # load_run reads the real result in fast mode too
+    run = planned_runs(p, fast=False)[1]
+    with pytest.raises(FileNotFoundError, match="sweep .* --only full --dataset fashion-mnist --seed 0"):
+        load_run(p, "full", "fashion-mnist", 0)
+    run["out"].parent.mkdir(parents=True)
+    run["out"].write_text(json.dumps(_result_of(run, config={"epochs": 1})))
+    with pytest.raises(FileNotFoundError, match="missing or stale"):
+        load_run(p, "full", "fashion-mnist", 0)
+    run["out"].write_text(json.dumps(_result_of(run)))
+    result, path = load_run(p, "full", "fashion-mnist", 0)
+    assert path == run["out"] and result["best_accuracy"] == 0.5
+    with pytest.raises(KeyError, match="plans no run 'full' on 'cub200'"):
+        load_run(p, "full", "cub200", 0)
 
 
 def test_library_modified_sees_an_uncommitted_change(tmp_path, monkeypatch):
