@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ from .hooks import BNStatistics, batchnorm_layers, NoBatchNormError
 from .methods.base import Method, Step
 from .pool import ImagePool
 from .teachers import autocast, evaluate
-from .utils import as_json, provenance, seed_everything
+from .utils import as_json, bf16_native, provenance, seed_everything
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -293,6 +294,9 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         NonFiniteLossError: a loss became NaN/inf (the last checkpoint on disk is the last good epoch).
     """
     device = torch.device(device) if device is not None else next(student.parameters()).device
+    if config.amp == "bf16" and not bf16_native(device):
+        warnings.warn(f"amp='bf16' on a {device.type} without bfloat16 hardware (dfkd_lib.utils.bf16_native): "
+                      "bf16 is emulated there and usually slower than fp32; pass amp=None for speed", stacklevel=2)
     seed_everything(config.seed)
     teacher.to(device).eval().requires_grad_(False)
     student.to(device).train()

@@ -31,6 +31,31 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def bf16_native(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA GPU with bf16 support, or a CPU with AVX512-BF16
+    or AMX tiles. Elsewhere PyTorch emulates bf16 with fp32 arithmetic plus conversions, so ``amp="bf16"``
+    autocast is slower than fp32 there (``benchmarks/step_cost.py`` measures both)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in checks if f is not None)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def project_root() -> Path:
     """The repository root (the folder above the ``dfkd_lib`` package)."""
     return Path(__file__).resolve().parent.parent
@@ -74,6 +99,8 @@ def provenance(command: str | None = None) -> dict:
         "library_modified": library_modified(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "cpu": cpu_name(),
+        "cpu_bf16_native": bf16_native("cpu"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

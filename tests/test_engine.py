@@ -165,3 +165,28 @@ def test_run_distillation_with_an_inversion_method(tmp_path, monkeypatch):
     run_distillation(teacher=teacher, student="resnet8", student_width=4, method="adi",
                      method_options={"steps": 300}, progress=False)
     assert seen and set(seen) == {FAST_INVERSION_STEPS}
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_bf16_hardware_warns(tiny_loader, monkeypatch, native):
+    import warnings
+
+    import dfkd_lib.engine as engine
+    monkeypatch.setattr(engine, "bf16_native", lambda device: native)
+    t, s, g = _parts()
+    cfg = DistillConfig(**{**CFG.__dict__, "epochs": 1, "amp": "bf16"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, cfg, progress=False)
+    said = [str(w.message) for w in caught if "bfloat16 hardware" in str(w.message)]
+    assert len(said) == (0 if native else 1)
+    assert native or "amp=None" in said[0]
+
+
+def test_bf16_native_reads_the_cpu_and_provenance_records_it():
+    from dfkd_lib.utils import bf16_native, provenance
+
+    expected = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert bf16_native("cpu") is expected
+    p = provenance("x")
+    assert p["cpu_bf16_native"] is expected and isinstance(p["cpu"], str) and p["cpu"]
