@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .augment import augment_batch
 from .checkpoint import atomic_save, safe_load, write_json
 from .hooks import BNStatistics, batchnorm_layers, NoBatchNormError
 from .methods.base import Method, Step
@@ -55,6 +56,9 @@ class DistillConfig:
         pool_fraction: share in [0, 1] of each student batch drawn from the bank (the rest fresh from the
             generator); used only when ``pool_size > 0``.
         channels_last: run teacher, student and generator in ``torch.channels_last`` memory format.
+        augment: random crop (edge padding of 4 pixels) and horizontal flip of every student batch before the
+            student step (:func:`~dfkd_lib.augment.augment_batch`, as CMI and Fast-DFKD augment their memory
+            bank); off in Algorithm 1.
     """
 
     epochs: int = 200
@@ -73,6 +77,7 @@ class DistillConfig:
     pool_size: int = 0
     pool_fraction: float = 1.0
     channels_last: bool = False
+    augment: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.iterations_per_epoch < 1 or self.batch_size < 1:
@@ -234,11 +239,14 @@ def check_pair(teacher: nn.Module, student: nn.Module, method: Method, x: torch.
 
 def student_step(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
                  optimizer: torch.optim.Optimizer, config: DistillConfig) -> dict[str, float]:
-    """One student update (Algorithm 1, lines 10-14): sample a batch, ``method.student_loss``, SGD step.
+    """One student update (Algorithm 1, lines 10-14): sample a batch (augmented when ``config.augment``),
+    ``method.student_loss``, SGD step.
 
     Returns the method's named loss terms. Raises :class:`NonFiniteLossError` on a NaN/inf loss (before
     the update, so the student keeps its last good weights)."""
     x, y = as_batch(synthesizer.sample(config.batch_size))
+    if config.augment:
+        x = augment_batch(x)
     step = forward_step(teacher, student, x, method, "student", config.amp, labels=y)
     loss, logs = method.student_loss(step)
     check_finite(loss, "student")
