@@ -88,3 +88,43 @@ class BNStatistics:
     def per_layer(self) -> list[float]:
         """The per-layer distances of the last forward as floats (for plots)."""
         return [float(l.detach()) for l in self.layer_losses if l is not None]
+
+
+class batch_statistics:
+    """Context manager: the model's ``BatchNorm2d`` layers normalise with the statistics of each batch instead of
+    their running statistics, which stay exactly as they were; everything else stays in eval mode.
+
+    A diagnostic, not a way to evaluate: it tells whether a student trained on synthetic images fails on real
+    ones because its running statistics (collected on the synthetic images) do not fit real data, or because its
+    features do not. Predictions then depend on the batch, so use batches of hundreds of images::
+
+        with batch_statistics(student):
+            preds, targets = predict(student, real_test_loader)
+
+    On exit every module's mode, and each BN layer's momentum and ``num_batches_tracked``, are restored.
+
+    Raises:
+        NoBatchNormError: the model has no ``BatchNorm2d``.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.layers = batchnorm_layers(model)
+        if not self.layers:
+            raise NoBatchNormError(f"{type(model).__name__} has no BatchNorm2d layer")
+
+    def __enter__(self) -> nn.Module:
+        self._modes = [(m, m.training) for m in self.model.modules()]
+        self._saved = [(l.momentum, l.num_batches_tracked.clone()) for l in self.layers]
+        self.model.eval()
+        for layer in self.layers:
+            layer.train()
+            layer.momentum = 0.0  # running <- 1 * running + 0 * batch: unchanged
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        for layer, (momentum, tracked) in zip(self.layers, self._saved):
+            layer.momentum = momentum
+            layer.num_batches_tracked.copy_(tracked)
+        for m, mode in self._modes:
+            m.train(mode)

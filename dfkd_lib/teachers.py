@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, read_manifest, safe_load,
                          save_model)
 from .data import dataset_spec, get_dataset
+from .hooks import batch_statistics
 from .models import build_classifier
 from .utils import default_device, fast_mode, provenance, seed_everything
 
@@ -56,16 +57,27 @@ def autocast(device: torch.device, amp: str | None):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device=None, progress: bool = False
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true labels of every sample of ``loader`` (model in eval mode, restored afterwards)."""
+def predict(model: nn.Module, loader: DataLoader, device=None, progress: bool = False,
+            bn_statistics: str = "running") -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true labels ``(N,)`` of every sample of ``loader`` (model in eval mode, its modes restored
+    afterwards).
+
+    ``bn_statistics="batch"`` normalises every BN layer with each batch's own statistics instead of the running
+    ones (:class:`~dfkd_lib.hooks.batch_statistics`, a diagnostic; use batches of hundreds of images).
+
+    Raises:
+        ValueError: ``bn_statistics`` is not ``"running"`` or ``"batch"``.
+    """
+    if bn_statistics not in ("running", "batch"):
+        raise ValueError(f"bn_statistics must be 'running' or 'batch', got {bn_statistics!r}")
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     preds, targets = [], []
-    for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        preds.append(model(x.to(device)).argmax(1).cpu())
-        targets.append(y)
+    with batch_statistics(model) if bn_statistics == "batch" else contextlib.nullcontext():
+        for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            preds.append(model(x.to(device)).argmax(1).cpu())
+            targets.append(y)
     model.train(was_training)
     return torch.cat(preds), torch.cat(targets)
 

@@ -89,3 +89,51 @@ def test_no_batchnorm_is_a_clear_error():
     with pytest.raises(NoBatchNormError, match="no BatchNorm2d"):
         BNStatistics(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()))
     assert issubclass(NoBatchNormError, ValueError)
+
+
+def test_batch_statistics_normalises_by_the_batch_and_restores_everything():
+    from dfkd_lib.hooks import batch_statistics
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+    net[1].running_mean.fill_(5.0)  # running statistics far from any batch
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(16, 1, 6, 6)
+    with torch.no_grad():
+        eval_out = net(x)
+        with batch_statistics(net) as m:
+            assert m is net and net[1].training and not net[0].training
+            batch_out = net(x)
+    with torch.no_grad():
+        ref = torch.relu(nn.functional.batch_norm(net[0](x), None, None, net[1].weight, net[1].bias, training=True))
+    assert torch.allclose(batch_out, ref.flatten(1), atol=1e-5) and not torch.allclose(batch_out, eval_out)
+    assert not net.training and not net[1].training and net[1].momentum == 0.1
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_batch_statistics_needs_batchnorm():
+    from dfkd_lib.hooks import NoBatchNormError, batch_statistics
+
+    with pytest.raises(NoBatchNormError):
+        batch_statistics(nn.Linear(2, 2))
+
+
+def test_predict_with_batch_statistics_differs_and_leaves_the_model_as_it_was():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dfkd_lib.teachers import predict
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 3))
+    net[1].running_mean.fill_(3.0)
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    loader = DataLoader(TensorDataset(torch.randn(64, 1, 6, 6), torch.zeros(64, dtype=torch.long)), batch_size=32)
+    with torch.no_grad():
+        run, _ = predict(net, loader)
+        bat, _ = predict(net, loader, bn_statistics="batch")
+    assert run.shape == bat.shape == (64,) and not torch.equal(run, bat)
+    assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match="bn_statistics"):
+        predict(net, loader, bn_statistics="train")
