@@ -45,6 +45,13 @@ def bf16_native(device: torch.device | str = "cpu") -> bool:
     return any(bool(f()) for f in checks if f is not None)
 
 
+def fast_amp(device: torch.device | str = "cpu") -> str | None:
+    """The faster ``amp`` setting on ``device``: ``"bf16"`` where it computes bfloat16 in hardware
+    (:func:`bf16_native`), else ``None`` (fp32). For live demonstrations; a result's ``amp`` is part of its
+    configuration and stays as its spec says."""
+    return "bf16" if bf16_native(device) else None
+
+
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
     try:

@@ -190,3 +190,12 @@ def test_bf16_native_reads_the_cpu_and_provenance_records_it():
     assert bf16_native("cpu") is expected
     p = provenance("x")
     assert p["cpu_bf16_native"] is expected and isinstance(p["cpu"], str) and p["cpu"]
+
+
+def test_fast_amp_follows_the_hardware(monkeypatch):
+    import dfkd_lib.utils as utils
+
+    monkeypatch.setattr(utils, "bf16_native", lambda device="cpu": False)
+    assert utils.fast_amp() is None
+    monkeypatch.setattr(utils, "bf16_native", lambda device="cpu": True)
+    assert utils.fast_amp("cpu") == "bf16"
