@@ -43,7 +43,8 @@ def _distill(args, argv) -> int:
 def _sweep(args, argv) -> int:
     from .sweep import run_sweep, summarize
 
-    run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed)
+    execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
+    run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution)
     print(summarize(args.spec).to_string())
     return 0
 
@@ -54,6 +55,8 @@ def add_commands(sub) -> None:
     w.add_argument("--only", default=None, help="run only these variants (comma-separated)")
     w.add_argument("--dataset", default=None, help="run only these datasets (comma-separated)")
     w.add_argument("--seed", default=None, help="run only these seeds (comma-separated)")
+    w.add_argument("--amp", choices=["bf16", "none"], default=None,
+                   help="override the spec's arithmetic for the runs made now (none = fp32; the result records it)")
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")

@@ -30,6 +30,11 @@ from pathlib import Path
 from .engine import DistillConfig
 from .utils import as_json, fast_mode
 
+#: Schedule fields that change how fast a run goes and its floating-point rounding, not the method: a result
+#: made with other values still counts as current, the file records what was used, and ``run_sweep(...,
+#: execution=...)`` (``sweep --amp none``) overrides them, e.g. fp32 on a CPU without bfloat16 hardware.
+EXECUTION_FIELDS = ("amp", "channels_last")
+
 
 def load_spec(path: str | Path) -> dict:
     """Read and check a sweep spec; ``ValueError`` names a missing key."""
@@ -94,6 +99,10 @@ def is_current(run: dict, result: dict) -> bool:
         got["config"] = {**as_json(asdict(DistillConfig())), **got["config"]}
     if result.get("provenance", {}).get("fast_mode"):
         want.pop("config"), got.pop("config")
+    for part in (want, got):
+        for field in EXECUTION_FIELDS:
+            if isinstance(part.get("config"), dict):
+                part["config"].pop(field, None)
     return want == got
 
 
@@ -102,10 +111,13 @@ def _read(path: Path) -> dict | None:
 
 
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
-              datasets: str | list[str] | None = None, seeds: str | list[int] | None = None) -> list[Path]:
+              datasets: str | list[str] | None = None, seeds: str | list[int] | None = None,
+              execution: dict | None = None) -> list[Path]:
     """Run the missing or stale runs of a sweep; returns the result paths.
 
     Args:
+        execution: values of :data:`EXECUTION_FIELDS` that replace the spec's for the runs made now, e.g.
+            ``{"amp": None}`` for fp32 (each result file records what it ran with).
         only: restrict to these variants (a name, a comma-separated string or a list).
         datasets: restrict to these datasets (same forms).
         seeds: restrict to these seeds (``"0,2"`` or a list of ints).
@@ -119,6 +131,9 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
         return None if x is None else (x.split(",") if isinstance(x, str) else list(x))
 
     runs = planned_runs(spec_path)
+    bad = set(execution or {}) - set(EXECUTION_FIELDS)
+    if bad:
+        raise ValueError(f"execution options are {', '.join(EXECUTION_FIELDS)}; got {', '.join(sorted(bad))}")
     only, datasets = names(only), names(datasets)
     seeds = None if seeds is None else [int(x) for x in names(seeds)]
     for picked, key in ((only, "variant"), (datasets, "dataset"), (seeds, "seed")):
@@ -135,7 +150,8 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
             why = "stale result, rerun" if old is not None else "->"
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
             state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))
-            run_distillation(run["dataset"], config=DistillConfig(**run["config"]), out=run["out"],
+            config = DistillConfig(**{**run["config"], **(execution or {})})
+            run_distillation(run["dataset"], config=config, out=run["out"],
                              checkpoint=state, progress=progress,
                              command=f"python -m dfkd_lib sweep {spec_path}", **run["kwargs"])
             state.unlink(missing_ok=True)
@@ -172,7 +188,8 @@ def load_run(spec_path: str | Path, variant: str, dataset: str, seed: int) -> tu
 
 def load_results(spec_path: str | Path, fast: bool | None = None):
     """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last
-    accuracy (%), teacher accuracy (%), wall time (min), fast mode (a DataFrame)."""
+    accuracy (%), teacher accuracy (%), wall time (min), arithmetic (``amp``: "bf16" or "fp32"), fast mode
+    (a DataFrame)."""
     import pandas as pd
 
     rows = []
@@ -180,7 +197,7 @@ def load_results(spec_path: str | Path, fast: bool | None = None):
         rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                      "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
                      "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
-                     "fast_mode": r["provenance"]["fast_mode"]})
+                     "amp": r["config"].get("amp") or "fp32", "fast_mode": r["provenance"]["fast_mode"]})
     return pd.DataFrame(rows)
 
 

@@ -84,6 +84,20 @@ def test_a_file_older_than_a_config_field_counts_as_its_default(tmp_path, monkey
     assert not is_current(planned_runs(p)[0], old)
 
 
+def test_execution_fields_do_not_make_a_result_stale(tmp_path, monkeypatch):
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    run = planned_runs(p)[0]
+    fp32 = _result_of(run, config={"amp": None, "channels_last": not run["config"].get("channels_last", False)})
+    assert is_current(run, fp32)  # the same method and schedule in other arithmetic / memory format
+    run["out"].parent.mkdir(parents=True)
+    run["out"].write_text(json.dumps(fp32))
+    assert list(load_results(p)["amp"]) == ["fp32"]  # what each run used stays visible in the table
+    with pytest.raises(ValueError, match="execution options are amp, channels_last; got epochs"):
+        run_sweep(p, execution={"epochs": 1})
+
+
 def test_run_sweep_names_unknown_parts(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(SPEC))
