@@ -16,7 +16,11 @@ def _train_teacher(args, argv) -> int:
     cfg = teachers.TeacherConfig(dataset=args.dataset, arch=args.arch, width=args.width, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                  amp=None if args.amp == "none" else args.amp, train_limit=args.train_limit,
-                                 root=args.root)
+                                 root=args.root, image_size=args.image_size, classes=args.classes,
+                                 pretrained=args.pretrained)
+    if args.out is None and args.dataset not in ("fashion-mnist", "fashion-mnist-upper"):
+        raise ValueError(f"--out is required for {args.dataset} (the shipped-teacher folder holds the "
+                         "Fashion-MNIST teachers only), e.g. --out teachers/birds.pt")
     out = args.out or teachers.default_teacher_path(args.dataset, args.arch, args.width)
     _, manifest = teachers.train_teacher(cfg, out, device=args.device, command=_command_line(argv))
     print(f"teacher {args.arch} (width {args.width}) on {args.dataset}: test accuracy "
@@ -26,10 +30,17 @@ def _train_teacher(args, argv) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dfkd_lib", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-teacher", help="train a teacher on real data and save state_dict + manifest")
     t.add_argument("--dataset", default="fashion-mnist")
     t.add_argument("--root", default=None, help="dataset folder (default: search the known places)")
+    t.add_argument("--image-size", type=int, default=None,
+                   help="RGB datasets: image side in px (default 64; the paper uses 224)")
+    t.add_argument("--classes", default=None,
+                   help="folder/cub200: only these classes, comma-separated names or patterns, e.g. '*_Warbler'")
+    t.add_argument("--pretrained", default=None,
+                   help="torchvision ImageNet weights on disk for --arch tv_resnet18/tv_resnet34")
     t.add_argument("--arch", default="resnet34")
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--epochs", type=int, default=12)
@@ -47,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a subcommand. Bad input (a missing file, an unknown name, a wrong value) prints one line,
+    ``error: ...``, and returns 2; ``--debug`` shows the traceback instead."""
+    from .checkpoint import CheckpointError
+    from .data import CorruptImageError, DatasetNotFoundError
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    return args.func(args, argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, argv)
+    except (DatasetNotFoundError, CorruptImageError, CheckpointError, FileNotFoundError, KeyError,
+            ValueError) as e:
+        if args.debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"{parser.prog} {args.cmd}: error: {msg}", file=sys.stderr)
+        return 2

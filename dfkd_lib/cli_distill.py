@@ -33,7 +33,8 @@ def _distill(args, argv) -> int:
                            method_options=_parse_options(args.option), generator=args.generator,
                            generator_width=args.generator_width, nz=args.nz,
                            generator_options=_parse_options(args.generator_option), config=cfg, out=args.out,
-                           checkpoint=args.checkpoint, device=args.device,
+                           checkpoint=args.checkpoint, device=args.device, root=args.root,
+                           image_size=args.image_size,
                            command="python -m dfkd_lib " + " ".join(shlex.quote(a) for a in argv))
     print(f"{args.method}: student best {res['best_accuracy']:.4f}, last {res['last_accuracy']:.4f} "
           f"(teacher {res['teacher_accuracy']:.4f}), {res['wall_s']:.0f} s" + (f" -> {args.out}" if args.out else ""))
@@ -62,6 +63,8 @@ def add_commands(sub) -> None:
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")
     d.add_argument("--dataset", default="fashion-mnist")
     d.add_argument("--teacher", default=None, help="teacher checkpoint (default: the shipped one)")
+    d.add_argument("--root", default=None, help="dataset folder (default: the one the teacher was trained from)")
+    d.add_argument("--image-size", type=int, default=None, help="image side in px (must be the teacher's)")
     d.add_argument("--student", default="resnet18")
     d.add_argument("--student-width", type=int, default=16)
     d.add_argument("--method", default="baseline")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_save, safe_load, sha256
-from .data import dataset_spec
+from .data import DatasetNotFoundError, DatasetSpec, dataset_spec, spec_from_manifest
 from .engine import DistillConfig, GeneratorSynthesizer, distill, write_result
 from .methods import build_method
 from .methods.inversion import make_inversion_run
@@ -55,7 +55,8 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
                      nz: int = 128, generator_options: dict | None = None, config: DistillConfig | None = None,
                      out: str | Path | None = None, checkpoint: str | Path | None = None, device=None,
                      progress: bool = True, command: str | None = None, test_limit: int | None = None,
-                     save_weights: bool = False) -> dict:
+                     save_weights: bool = False, root: str | Path | None = None,
+                     image_size: int | None = None) -> dict:
     """Distil the teacher of ``dataset`` into a new student without real training data.
 
     Args:
@@ -74,34 +75,53 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         save_weights: with ``out``, also write the final student and generator ``state_dict``s (float16)
             to ``out`` with suffix ``.weights.pt``; the result records its name and sha256, and
             :func:`load_run_models` reads it back.
+        root: where the dataset's files are (default: where the teacher was trained from, as its manifest
+            records; Fashion-MNIST: its usual lookup).
+        image_size: the side of the images in px; must be the teacher's (default: the teacher's).
+
+    Data, image size, class names and normalisation are the teacher's (:func:`~dfkd_lib.data.spec_from_manifest`),
+    and the result records them under ``"data"``.
 
     Returns:
         The result dictionary (also written to ``out``).
+
+    Raises:
+        ValueError: a teacher trained on another dataset or image size. DatasetNotFoundError: ``root`` does not
+        exist. FileNotFoundError: no teacher checkpoint.
     """
     device = torch.device(device) if device is not None else default_device()
     config = config or DistillConfig()
     if fast_mode():
         config = fast_config(config)
         test_limit = test_limit or 200
-    spec = dataset_spec(dataset)
+    dataset_spec(dataset)  # an unknown name fails here, before any loading
+    if root is not None and not Path(root).exists():
+        raise DatasetNotFoundError(f"root {root} does not exist; pass the folder that holds the {dataset} files")
     teacher_path = Path(teacher) if teacher is not None else default_teacher_path(dataset)
     t_model, manifest = load_teacher(teacher_path, device)
     if manifest["dataset"] != dataset:
         raise ValueError(f"teacher {teacher_path} was trained on {manifest['dataset']!r}, not {dataset!r}")
+    spec = spec_from_manifest(manifest)
+    if image_size is not None and image_size != spec.image_size:
+        raise ValueError(f"teacher {teacher_path} takes {spec.image_size} px images, not {image_size} px: "
+                         f"leave image_size out or train a teacher at {image_size} px")
+    if root is not None:
+        spec = replace(spec, root=str(root))
     torch.manual_seed(config.seed)
-    s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width).to(device)
+    s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width,
+                               spec.image_size).to(device)
     if method in INVERSION_METHODS:  # pixels optimised per batch into a pool, no generator
         options = dict(method_options or {})
         if fast_mode():
             options["steps"] = min(options.get("steps", FAST_INVERSION_STEPS), FAST_INVERSION_STEPS)
         synth, m = make_inversion_run(method, spec, **options)
     elif method in REFERENCE_METHODS:
-        synth = RealImages(dataset, limit=2 * config.batch_size if fast_mode() else None)
+        synth = RealImages(spec, limit=2 * config.batch_size if fast_mode() else None)
         m = build_method(method, **(method_options or {}))
     else:
         g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
         synth, m = GeneratorSynthesizer(g_model), build_method(method, **(method_options or {}))
-    loader = real_test_loader(dataset, limit=test_limit)
+    loader = real_test_loader(spec, limit=test_limit)
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"])
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),
@@ -111,7 +131,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
              "method": {"name": method, "options": method_options or {}},
              "generator": {"name": generator, "width": generator_width, "nz": nz,
                            "options": generator_options or {}},
-             "test_images": len(loader.dataset)}
+             "test_images": len(loader.dataset), "data": spec.to_dict()}
     if out is not None and save_weights:
         path = weights_path(out)
         state = {"student": _half(s_model.state_dict())}
@@ -157,9 +177,10 @@ def load_run_models(result_path: str | Path, device="cpu"):
     if sha256(path) != res["weights"]["sha256"]:
         raise ValueError(f"{path} does not match the sha256 recorded in {result_path}")
     state = safe_load(path, map_location=device)
-    spec = dataset_spec(res["dataset"])
+    spec = DatasetSpec.from_dict(res["data"]) if "data" in res else dataset_spec(res["dataset"])
     st = res["student"]
-    student = build_classifier(st["architecture"], spec.num_classes, spec.in_channels, st["width"])
+    student = build_classifier(st["architecture"], spec.num_classes, spec.in_channels, st["width"],
+                               spec.image_size)
     student.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["student"].items()})
     generator = None
     if "generator" in state:

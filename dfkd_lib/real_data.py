@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from .data import default_transform, dataset_spec, get_dataset
+from .data import DatasetSpec, default_transform, dataset_spec, get_dataset
 from .engine import DistillConfig, Synthesizer
 
 __all__ = ["RealImages"]
@@ -25,15 +25,15 @@ class RealImages(Synthesizer):
     """Uniformly drawn batches ``(x (n, C, H, W), y (n,))`` of the real *training* split, with labels.
 
     Args:
-        dataset: dataset name (:mod:`dfkd_lib.data`).
-        root: where its files are (default: the dataset's own lookup).
+        dataset: dataset name (:mod:`dfkd_lib.data`) or spec (e.g. the teacher's).
+        root: where its files are (default: the spec's, else the dataset's own lookup).
         limit: keep only the first ``limit`` training images (tests).
 
     ``synthesis_step`` does nothing (there is nothing to synthesise); :meth:`sample` draws with a generator
     seeded from ``config.seed`` and is resumable through :meth:`state_dict`.
     """
 
-    def __init__(self, dataset: str, root=None, limit: int | None = None):
+    def __init__(self, dataset: str | DatasetSpec, root=None, limit: int | None = None):
         self.dataset, self.root, self.limit = dataset, root, limit
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
@@ -44,8 +44,8 @@ class RealImages(Synthesizer):
         self.device = torch.device(device)
         self._gen.manual_seed(config.seed + 2)
         if self.images is None:
-            spec = dataset_spec(self.dataset)
-            ds = get_dataset(self.dataset, train=True, root=self.root, transform=default_transform(spec, False))
+            spec = self.dataset if isinstance(self.dataset, DatasetSpec) else dataset_spec(self.dataset)
+            ds = get_dataset(spec, train=True, root=self.root, transform=default_transform(spec, False))
             xs, ys, seen = [], [], 0
             for x, y in DataLoader(ds, batch_size=1000, shuffle=False):
                 xs.append(x), ys.append(y)

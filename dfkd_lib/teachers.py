@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, read_manifest, safe_load,
                          save_model)
-from .data import dataset_spec, get_dataset
+from .data import DatasetSpec, default_transform, get_dataset, resolve_spec, spec_from_manifest
 from .hooks import batch_statistics
 from .models import build_classifier
 from .utils import default_device, fast_mode, provenance, seed_everything
@@ -45,6 +45,9 @@ class TeacherConfig:
     amp: str | None = "bf16"  # "bf16" autocast on CPU/GPU, or None for fp32
     train_limit: int | None = None  # use only the first N training images (fast mode)
     root: str | None = None
+    image_size: int | None = None  # RGB datasets: side in px (default dfkd_lib.data.DEFAULT_RGB_SIZE)
+    classes: str | None = None  # folder / cub200: a subset of classes, e.g. "*_Warbler" (data.select_classes)
+    pretrained: str | None = None  # tv_resnet*: torchvision ImageNet weights on disk (the fc layer is re-made)
 
 
 def autocast(device: torch.device, amp: str | None):
@@ -88,8 +91,10 @@ def evaluate(model: nn.Module, loader: DataLoader, device=None, progress: bool =
     return (p == t).float().mean().item()
 
 
-def real_test_loader(dataset: str, batch_size: int = 500, root=None, limit: int | None = None) -> DataLoader:
-    """Loader over the real *test* split (the only real data a data-free student is measured on)."""
+def real_test_loader(dataset: str | DatasetSpec, batch_size: int = 500, root=None,
+                     limit: int | None = None) -> DataLoader:
+    """Loader over the real *test* split (the only real data a data-free student is measured on); ``dataset``
+    is a name or a spec (e.g. a teacher's, :func:`~dfkd_lib.data.spec_from_manifest`)."""
     ds = get_dataset(dataset, train=False, root=root)
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
@@ -107,15 +112,19 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
         ``(model, manifest)`` with the model in eval mode and ``manifest["test_accuracy"]`` in [0, 1].
     """
     device = torch.device(device) if device is not None else default_device()
+    spec = resolve_spec(config.dataset, config.root, config.image_size, config.classes, progress=progress)
     seed_everything(config.seed)
-    spec = dataset_spec(config.dataset)
-    train_set = get_dataset(config.dataset, train=True, root=config.root)
+    train_set = get_dataset(spec, train=True, transform=default_transform(spec, train=True))
     if config.train_limit is not None:
         train_set = Subset(train_set, range(min(config.train_limit, len(train_set))))
     gen = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=gen)
-    tests = real_test_loader(config.dataset, root=config.root)
-    model = build_classifier(config.arch, spec.num_classes, spec.in_channels, config.width).to(device)
+    loader = DataLoader(train_set, batch_size=min(config.batch_size, len(train_set)), shuffle=True,
+                        drop_last=True, generator=gen)
+    tests = real_test_loader(spec)
+    model = build_classifier(config.arch, spec.num_classes, spec.in_channels, config.width, spec.image_size)
+    if config.pretrained:
+        load_pretrained(model, config.pretrained)
+    model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay, nesterov=True)
     total = config.epochs * len(loader)
@@ -165,6 +174,7 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
         "in_channels": spec.in_channels,
         "image_size": spec.image_size,
         "dataset": config.dataset,
+        "data": spec.to_dict(),
         "test_accuracy": history[-1]["test_accuracy"] if history else evaluate(model, tests, device),
         "history": history,
         "config": asdict(config),
@@ -179,6 +189,32 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
     return model, manifest
 
 
+def load_pretrained(model: nn.Module, path: str | Path) -> None:
+    """Load torchvision ImageNet weights saved on disk (``torch.save(resnet.state_dict())``) into a
+    ``tv_resnet*`` classifier, all but the final ``fc`` layer (which keeps its fresh initialisation for the
+    new classes). Loaded with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``. ValueError: the model is not a ``tv_resnet*``, or the weights
+        are of another architecture (the message names the mismatching keys).
+    """
+    from .models import TorchvisionResNet
+
+    if not isinstance(model, TorchvisionResNet):
+        raise ValueError("pretrained weights are torchvision ImageNet ResNets: use --arch tv_resnet18 or "
+                         "tv_resnet34 (width 64) with them")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretrained weights at {path}")
+    state = {k: v for k, v in safe_load(path).items() if not k.startswith("fc.")}
+    own = {k: v for k, v in model.net.state_dict().items() if not k.startswith("fc.")}
+    bad = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    if bad:
+        raise ValueError(f"{path} does not hold weights of this architecture (missing or mis-shaped: "
+                         f"{', '.join(bad[:4])}{'...' if len(bad) > 4 else ''})")
+    model.net.load_state_dict(state, strict=False)
+
+
 def load_teacher(path: str | Path, device=None) -> tuple[nn.Module, dict]:
     """Build the architecture named in the manifest beside ``path`` and load its weights (``weights_only``).
 
@@ -191,7 +227,8 @@ def load_teacher(path: str | Path, device=None) -> tuple[nn.Module, dict]:
         raise FileNotFoundError(f"no teacher checkpoint at {path}; train one with `python -m dfkd_lib "
                                 f"train-teacher --out {path}`")
     m = read_manifest(path)
-    model = build_classifier(m["architecture"], m["num_classes"], m["in_channels"], m["width"])
+    model = build_classifier(m["architecture"], m["num_classes"], m["in_channels"], m["width"],
+                             m.get("image_size", 32))
     load_state_dict_checked(model, safe_load(path), source=str(path))
     model.eval().requires_grad_(False)
     if device is not None:

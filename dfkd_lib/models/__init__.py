@@ -29,18 +29,21 @@ CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def register_classifier(name: str):
-    """Decorator adding a classifier factory ``f(num_classes, in_channels, width) -> nn.Module``."""
+    """Decorator adding a classifier factory ``f(num_classes, in_channels, width, image_size) -> nn.Module``."""
     def deco(fn):
         CLASSIFIERS[name] = fn
         return fn
     return deco
 
 
-def build_classifier(name: str, num_classes: int, in_channels: int = 3, width: int = 64) -> nn.Module:
-    """Build a registered classifier by name; ``KeyError`` lists the known names."""
+def build_classifier(name: str, num_classes: int, in_channels: int = 3, width: int = 64,
+                     image_size: int = 32) -> nn.Module:
+    """Build a registered classifier by name for images of ``image_size`` px (CIFAR-style ResNets stride their
+    stem above 32 px, see :func:`~dfkd_lib.models.resnet.stem_stride_for`; the other networks pool globally
+    and take any size). ``KeyError`` lists the known names."""
     if name not in CLASSIFIERS:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(CLASSIFIERS))}")
-    return CLASSIFIERS[name](num_classes=num_classes, in_channels=in_channels, width=width)
+    return CLASSIFIERS[name](num_classes=num_classes, in_channels=in_channels, width=width, image_size=image_size)
 
 
 __all__ = ["BasicBlock", "CifarResNet", "Features", "resnet8", "resnet18", "resnet34", "CLASSIFIERS",

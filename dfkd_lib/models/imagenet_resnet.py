@@ -44,14 +44,14 @@ class TorchvisionResNet(nn.Module):
         return (logits, Features(stages, pen)) if return_features else logits
 
 
-def tv_resnet18(num_classes: int = 200, in_channels: int = 3, width: int = 64) -> TorchvisionResNet:
+def tv_resnet18(num_classes: int = 200, in_channels: int = 3, width: int = 64, image_size: int = 224) -> TorchvisionResNet:
     """torchvision ResNet-18 (``width`` must be 64: torchvision's ResNets have a fixed width)."""
     if width != 64:
         raise ValueError("torchvision ResNets have width 64; use the CIFAR-style resnet18 for other widths")
     return TorchvisionResNet("resnet18", num_classes, in_channels)
 
 
-def tv_resnet34(num_classes: int = 200, in_channels: int = 3, width: int = 64) -> TorchvisionResNet:
+def tv_resnet34(num_classes: int = 200, in_channels: int = 3, width: int = 64, image_size: int = 224) -> TorchvisionResNet:
     """torchvision ResNet-34 (``width`` must be 64)."""
     if width != 64:
         raise ValueError("torchvision ResNets have width 64; use the CIFAR-style resnet34 for other widths")

@@ -122,7 +122,7 @@ class MobileNetV2(nn.Module):
         return logits
 
 
-def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: int = 32) -> MobileNetV2:
+def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: int = 32, image_size: int = 32) -> MobileNetV2:
     """MobileNetV2 with stem width ``width`` (32 standard), i.e. ``width_mult = width / 32``."""
     if width < 1:
         raise ValueError(f"width must be positive, got {width}")

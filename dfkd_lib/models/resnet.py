@@ -54,21 +54,38 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+def stem_stride_for(image_size: int) -> int:
+    """Stride of the 3x3 stem that keeps a CIFAR-style ResNet's last stage at ``image_size / 8`` for inputs up to
+    32 px and at 4x4 above: 1 up to 32 px, ``image_size // 32`` for 64, 128 and 256 px.
+
+    Raises:
+        ValueError: an ``image_size`` above 32 that is not 64, 128 or 256.
+    """
+    if image_size <= 32:
+        return 1
+    if image_size not in (64, 128, 256):
+        raise ValueError(f"CIFAR-style ResNets take inputs up to 32 px or of 64, 128 or 256 px, got {image_size}; "
+                         "resize the images (image_size=64) or use a tv_resnet for 224 px")
+    return image_size // 32
+
+
 class CifarResNet(nn.Module):
-    """ResNet with a 3x3 stem and no max-pool, for 28-64 px inputs.
+    """ResNet with a 3x3 stem and no max-pool, for 28-32 px inputs (and 64-256 px with a strided stem).
 
     Args:
         blocks: number of BasicBlocks in each of the four stages, e.g. ``(2, 2, 2, 2)`` for ResNet-18.
         num_classes: size of the output layer.
         in_channels: image channels (1 for Fashion-MNIST, 3 for RGB).
         width: channels of the first stage; stages have ``width * (1, 2, 4, 8)`` channels.
+        stem_stride: stride of the stem convolution (:func:`stem_stride_for` picks it from the image size, so
+            that a 64 px image costs about what a 32 px one does and the last stage stays 4x4).
 
     Input ``(N, in_channels, H, W)``, output logits ``(N, num_classes)``. Stage ``i`` has spatial size
-    ``H / 2**i`` (stride 2 at stages 2-4).
+    ``H / (stem_stride * 2**i)`` (stride 2 at stages 2-4).
     """
 
     def __init__(self, blocks: tuple[int, int, int, int], num_classes: int = 10, in_channels: int = 3,
-                 width: int = 64):
+                 width: int = 64, stem_stride: int = 1):
         super().__init__()
         if num_classes < 1 or in_channels < 1 or width < 1:
             raise ValueError(f"num_classes, in_channels and width must be positive, got "
@@ -76,7 +93,8 @@ class CifarResNet(nn.Module):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, width, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True)
         )
         planes = [width, 2 * width, 4 * width, 8 * width]
         layers, in_planes = [], width
@@ -107,16 +125,16 @@ class CifarResNet(nn.Module):
         return logits
 
 
-def resnet8(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> CifarResNet:
+def resnet8(num_classes: int = 10, in_channels: int = 3, width: int = 64, image_size: int = 32) -> CifarResNet:
     """ResNet-8: one BasicBlock per stage."""
-    return CifarResNet((1, 1, 1, 1), num_classes, in_channels, width)
+    return CifarResNet((1, 1, 1, 1), num_classes, in_channels, width, stem_stride_for(image_size))
 
 
-def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> CifarResNet:
+def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64, image_size: int = 32) -> CifarResNet:
     """ResNet-18: the DFKD-FGVC student (Sec. 5.1), CIFAR stem."""
-    return CifarResNet((2, 2, 2, 2), num_classes, in_channels, width)
+    return CifarResNet((2, 2, 2, 2), num_classes, in_channels, width, stem_stride_for(image_size))
 
 
-def resnet34(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> CifarResNet:
+def resnet34(num_classes: int = 10, in_channels: int = 3, width: int = 64, image_size: int = 32) -> CifarResNet:
     """ResNet-34: the DFKD-FGVC teacher (Sec. 5.1), CIFAR stem."""
-    return CifarResNet((3, 4, 6, 3), num_classes, in_channels, width)
+    return CifarResNet((3, 4, 6, 3), num_classes, in_channels, width, stem_stride_for(image_size))

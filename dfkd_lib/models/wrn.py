@@ -109,22 +109,22 @@ class WideResNet(nn.Module):
         return logits
 
 
-def wrn16_1(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> WideResNet:
+def wrn16_1(num_classes: int = 10, in_channels: int = 3, width: int = 16, image_size: int = 32) -> WideResNet:
     """WRN-16-1."""
     return WideResNet(16, 1, num_classes, in_channels, width)
 
 
-def wrn16_2(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> WideResNet:
+def wrn16_2(num_classes: int = 10, in_channels: int = 3, width: int = 16, image_size: int = 32) -> WideResNet:
     """WRN-16-2."""
     return WideResNet(16, 2, num_classes, in_channels, width)
 
 
-def wrn40_1(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> WideResNet:
+def wrn40_1(num_classes: int = 10, in_channels: int = 3, width: int = 16, image_size: int = 32) -> WideResNet:
     """WRN-40-1."""
     return WideResNet(40, 1, num_classes, in_channels, width)
 
 
-def wrn40_2(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> WideResNet:
+def wrn40_2(num_classes: int = 10, in_channels: int = 3, width: int = 16, image_size: int = 32) -> WideResNet:
     """WRN-40-2: the heterogeneous student of DFKD-FGVC Table 2."""
     return WideResNet(40, 2, num_classes, in_channels, width)
 
