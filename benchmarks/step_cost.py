@@ -11,6 +11,9 @@ same models and seed, checks that both compute the same losses, and prints the r
 
     OMP_NUM_THREADS=1 python benchmarks/step_cost.py             # one thread, as a sweep run
     python benchmarks/step_cost.py --repeats 3 --out /tmp/x.json
+    # another teacher (its data, size and classes from its manifest), chosen fast paths, no obvious loop:
+    python benchmarks/step_cost.py --teacher results/birds/teachers/warblers_resnet34w16.pt \
+        --paths fp32+channels_last --no-obvious --out benchmarks/results/step_cost_warblers.json
 
 Timings are medians over ``--repeats`` measurements of ``--steps`` steps each, after warm-up steps.
 """
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dfkd_lib.data import dataset_spec
+from dfkd_lib.data import spec_from_manifest
 from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, student_step
 from dfkd_lib.experiment import build_generator
 from dfkd_lib.hooks import BNStatistics
@@ -43,13 +46,17 @@ VARIANTS = {  # the sweep's baseline and full method (results/dfkd_fgvc_ablation
 }
 
 
-def build(variant: str, config: DistillConfig, dataset: str = "fashion-mnist", seed: int = 0):
-    """Teacher, student, synthesiser, method and student optimiser of a sweep run, set up as ``distill`` does."""
+TEACHER = default_teacher_path("fashion-mnist")
+
+
+def build(variant: str, config: DistillConfig, seed: int = 0):
+    """Teacher, student, synthesiser, method and student optimiser of a sweep run, set up as ``distill`` does
+    (teacher :data:`TEACHER`; data, image size and classes from its manifest)."""
     method_opts, gen_opts = VARIANTS[variant]
-    spec = dataset_spec(dataset)
-    teacher, _ = load_teacher(default_teacher_path(dataset), "cpu")
+    teacher, manifest = load_teacher(TEACHER, "cpu")
+    spec = spec_from_manifest(manifest)
     torch.manual_seed(seed)
-    student = build_classifier("resnet18", spec.num_classes, spec.in_channels, 16)
+    student = build_classifier("resnet18", spec.num_classes, spec.in_channels, 16, spec.image_size)
     generator = build_generator("attention", spec, nz=128, width=16, **gen_opts)
     teacher.eval().requires_grad_(False)
     student.train()
@@ -168,16 +175,30 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=4, help="steps per timed block (default 4)")
     ap.add_argument("--repeats", type=int, default=3, help="timed blocks; the median is reported (default 3)")
     ap.add_argument("--out", default="benchmarks/results/step_cost.json")
+    ap.add_argument("--teacher", default=None, help="teacher checkpoint (default: the shipped Fashion-MNIST one)")
+    ap.add_argument("--paths", default=None, help="only these fast paths, comma-separated (e.g. fp32+channels_last)")
+    ap.add_argument("--no-obvious", action="store_true", help="skip the obvious loop and the loss comparison")
     args = ap.parse_args(argv)
+    global TEACHER
+    TEACHER = args.teacher or TEACHER
     base = DistillConfig(batch_size=64)
     paths = {"fp32": base, "fp32+channels_last": DistillConfig(batch_size=64, channels_last=True),
              "bf16": DistillConfig(batch_size=64, amp="bf16"),
              "bf16+channels_last": DistillConfig(batch_size=64, amp="bf16", channels_last=True)}
-    report = {"provenance": provenance(), "threads": torch.get_num_threads(), "machine": machine_rates(args.repeats),
-              "losses_equal": same_losses(base), "ours": {}}
+    if args.paths:
+        unknown = set(args.paths.split(",")) - set(paths)
+        if unknown:
+            ap.error(f"unknown paths {', '.join(sorted(unknown))}; known: {', '.join(paths)}")
+        paths = {k: v for k, v in paths.items() if k in args.paths.split(",")}
+    report = {"provenance": provenance(), "teacher": str(TEACHER), "threads": torch.get_num_threads(),
+              "machine": machine_rates(args.repeats), "ours": {}}
+    if not args.no_obvious:
+        report["losses_equal"] = same_losses(base)
     for variant in VARIANTS:
         for name, cfg in paths.items():
             report["ours"][f"{variant}/{name}"] = measure_ours(variant, cfg, args.steps, args.repeats)
+    if args.no_obvious:
+        return _print_and_save(report, args.out)
     teacher, student, synth, method, _ = build("baseline", base)
     g_opt = torch.optim.Adam(synth.generator.parameters(), lr=base.lr_generator, betas=base.betas)
     s_opt = torch.optim.SGD(student.parameters(), lr=base.lr_student, momentum=base.momentum)
@@ -193,17 +214,9 @@ def main(argv=None) -> dict:
 
     schedules = {"t=20,k=15 (paper)": (20, 15), "t=5,k=10 (book)": (5, 10), "t=1,k=5 (DFAD)": (1, 5)}
     report["schedules"] = {}
-    print(f"CPU: {report['provenance']['cpu']}; bf16 in hardware: {report['provenance']['cpu_bf16_native']}")
-    print(f"threads: {report['threads']}; machine GFLOP/s: "
-          + ", ".join(f"{k[:-7]} {v:.0f}" for k, v in report["machine"].items()))
-    print("\nlosses, ours (fp32) vs obvious loop: "
+    _print_steps(report)
+    print("losses, ours (fp32) vs obvious loop: "
           + ", ".join(f"{k} {v['ours']:.5f} vs {v['obvious']:.5f}" for k, v in report["losses_equal"].items()))
-    print(f"\n{'path':34s} {'G step s':>9s} {'S step s':>9s} {'G GFLOP':>8s} {'S GFLOP':>8s} {'G GF/s':>7s} "
-          f"{'S GF/s':>7s}")
-    for name, r in report["ours"].items():
-        print(f"{name:34s} {r['generator_step_s']:9.3f} {r['student_step_s']:9.3f} {r['generator_step_gflop']:8.2f} "
-              f"{r['student_step_gflop']:8.2f} {r['generator_step_gflop'] / r['generator_step_s']:7.1f} "
-              f"{r['student_step_gflop'] / r['student_step_s']:7.1f}")
     print(f"{'baseline/obvious loop (fp32)':34s} {obv['generator_step_s']:9.3f} {obv['student_step_s']:9.3f}")
     print(f"\n{'schedule, baseline':22s} {'obvious s/iter':>14s} {'ours fp32':>10s} {'ours best':>10s} {'ratio':>6s}")
     best = min((f"baseline/{p}" for p in paths),
@@ -215,9 +228,37 @@ def main(argv=None) -> dict:
                                       "ratio_best_to_obvious": b / o, "ratio_fp32_to_obvious": f32 / o}
         print(f"{sname:22s} {o:14.2f} {f32:10.2f} {b:10.2f} {b / o:6.2f}")
     print(f"(ours best = {best}; ratio = ours best / obvious)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    return _save(report, args.out)
+
+
+def _print_steps(report: dict) -> None:
+    print(f"teacher: {report['teacher']}")
+    print(f"CPU: {report['provenance']['cpu']}; bf16 in hardware: {report['provenance']['cpu_bf16_native']}")
+    print(f"threads: {report['threads']}; machine GFLOP/s: "
+          + ", ".join(f"{k[:-7]} {v:.0f}" for k, v in report["machine"].items()))
+    print(f"\n{'path':34s} {'G step s':>9s} {'S step s':>9s} {'G GFLOP':>8s} {'S GFLOP':>8s} {'G GF/s':>7s} "
+          f"{'S GF/s':>7s}")
+    for name, r in report["ours"].items():
+        print(f"{name:34s} {r['generator_step_s']:9.3f} {r['student_step_s']:9.3f} {r['generator_step_gflop']:8.2f} "
+              f"{r['student_step_gflop']:8.2f} {r['generator_step_gflop'] / r['generator_step_s']:7.1f} "
+              f"{r['student_step_gflop'] / r['student_step_s']:7.1f}")
+
+
+def _print_and_save(report: dict, out: str) -> dict:
+    _print_steps(report)
+    for variant in VARIANTS:
+        runs = [n for n in report["ours"] if n.startswith(variant + "/")]
+        for n in runs:
+            r = report["ours"][n]
+            print(f"{n}: book schedule (200 iterations of t=5, k=10) ~ "
+                  f"{200 * (5 * r['generator_step_s'] + 10 * r['student_step_s']) / 60:.0f} min")
+    return _save(report, out)
+
+
+def _save(report: dict, out: str) -> dict:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
     return report
 
 

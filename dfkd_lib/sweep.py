@@ -10,6 +10,14 @@ A spec file (committed under ``results/``) looks like::
      "variants": {"baseline": {"method": "baseline"},  # any run_distillation option, e.g. "save_weights": true
                   "full": {"method": "dfkd-fgvc", "generator": "attention"}}}
 
+``datasets`` may also map a label to the options of a dataset, e.g. a folder of photos with its own teacher::
+
+     "datasets": {"warblers": {"dataset": "folder", "root": "../shared/data/cub100-subset",
+                               "teacher": "results/birds/teachers/warblers_resnet34w16.pt"}}
+
+(the label then names the result files and the table rows; relative paths are relative to the directory the
+sweep is run from).
+
 ``python -m dfkd_lib sweep results/ablation.json`` runs every (variant, dataset, seed) whose result file
 ``results/ablation/VARIANT__DATASET__sSEED.json`` is missing or stale (made with another configuration than
 the spec now asks for), each written with its provenance. Runs go seed by seed, so that the variants of one
@@ -57,14 +65,18 @@ def planned_runs(spec_path: str | Path, fast: bool | None = None) -> list[dict]:
     """Every run of the sweep as keyword arguments of :func:`dfkd_lib.experiment.run_distillation`;
     ``fast`` picks the result files of fast-mode runs (default: the current mode, see :func:`result_path`)."""
     spec = load_spec(spec_path)
+    datasets = spec["datasets"]
+    if not isinstance(datasets, dict):
+        datasets = {name: {} for name in datasets}
     runs = []
     for seed in spec["seeds"]:
-        for dataset in spec["datasets"]:
+        for dataset, data_options in datasets.items():
             for variant, options in spec["variants"].items():
                 kw = copy.deepcopy(spec.get("common", {}))
-                for k, v in copy.deepcopy(options).items():
+                for k, v in list(copy.deepcopy(data_options).items()) + list(copy.deepcopy(options).items()):
                     kw[k] = {**kw[k], **v} if isinstance(v, dict) and isinstance(kw.get(k), dict) else v
                 cfg = dict(kw.pop("config", {}), seed=seed)
+                kw.setdefault("dataset", dataset)
                 runs.append({"variant": variant, "dataset": dataset, "seed": seed, "config": cfg, "kwargs": kw,
                              "out": result_path(spec_path, variant, dataset, seed, fast)})
     return runs
@@ -151,7 +163,7 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
             state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))
             config = DistillConfig(**{**run["config"], **(execution or {})})
-            run_distillation(run["dataset"], config=config, out=run["out"],
+            run_distillation(config=config, out=run["out"],
                              checkpoint=state, progress=progress,
                              command=f"python -m dfkd_lib sweep {spec_path}", **run["kwargs"])
             state.unlink(missing_ok=True)

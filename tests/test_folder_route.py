@@ -107,3 +107,20 @@ def test_teacher_and_student_on_a_folder_from_the_command_line(tmp_path, monkeyp
     assert main(["train-teacher", "--dataset", "fashion-mnist", "--root", str(tmp_path / "nonexistent")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nonexistent does not exist" in err
+
+
+def test_pretrained_torchvision_weights_load_all_but_the_classifier(tmp_path):
+    from torchvision.models import resnet18
+
+    from dfkd_lib.teachers import load_pretrained
+
+    imagenet = resnet18(weights=None)  # stands in for ImageNet weights a user has on disk
+    torch.save(imagenet.state_dict(), tmp_path / "r18.pth")
+    model = build_classifier("tv_resnet18", 12, 3)
+    load_pretrained(model, tmp_path / "r18.pth")
+    assert torch.equal(model.net.conv1.weight, imagenet.conv1.weight)
+    assert model.net.fc.out_features == 12
+    with pytest.raises(ValueError, match="use --arch tv_resnet18"):
+        load_pretrained(build_classifier("resnet18", 12, 3, width=4), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="another architecture|not hold weights of this architecture"):
+        load_pretrained(build_classifier("tv_resnet34", 12, 3), tmp_path / "r18.pth")

@@ -229,3 +229,14 @@ def test_expected_fields_fill_in_the_defaults_of_run_distillation(tmp_path, monk
     # the defaults are read from run_distillation's signature, so a changed default moves with it
     monkeypatch.setattr(run_distillation, "__kwdefaults__", {**run_distillation.__kwdefaults__, "student_width": 8})
     assert expected_fields(run)["student"]["width"] == 8
+
+
+def test_datasets_may_be_labels_with_their_own_options(tmp_path, monkeypatch):
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    spec = dict(SPEC, datasets={"warblers": {"dataset": "folder", "root": "photos", "teacher": "w.pt"}})
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(spec))
+    run = planned_runs(p)[0]
+    assert run["dataset"] == "warblers" and run["out"].name == "baseline__warblers__s0.json"
+    assert (run["kwargs"]["dataset"], run["kwargs"]["root"], run["kwargs"]["teacher"]) == ("folder", "photos", "w.pt")
+    assert is_current(run, _result_of(run))
