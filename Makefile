@@ -65,6 +65,21 @@ results: setup data
 	wait $$a && wait $$b
 	$(PY) -m dfkd_lib sweep results/bn_inversion.json
 	$(PY) -m dfkd_lib sweep results/foundations.json
+	$(MAKE) birds
+
+# Real bird photos (a folder of CUB-200 species, BIRDS=PATH): two teachers, then the DFKD-FGVC runs on them.
+BIRDS ?= ../shared/data/cub100-subset
+BIRD_TEACHERS := results/birds/teachers
+TEACH_BIRDS = $(PY) -m dfkd_lib train-teacher --dataset folder --root $(BIRDS) --image-size 64 --batch-size 64 --amp none
+.PHONY: birds
+birds: setup $(BIRD_TEACHERS)/warblers_resnet34w16.pt $(BIRD_TEACHERS)/cub100_resnet34w16.pt
+	$(SWEEP) results/dfkd_fgvc_birds.json --dataset warblers & a=$$!; \
+	$(SWEEP) results/dfkd_fgvc_birds.json --dataset cub100 & b=$$!; \
+	wait $$a && wait $$b
+$(BIRD_TEACHERS)/warblers_resnet34w16.pt:
+	OMP_NUM_THREADS=1 $(TEACH_BIRDS) --classes '*_Warbler' --epochs 100 --out $@
+$(BIRD_TEACHERS)/cub100_resnet34w16.pt:
+	OMP_NUM_THREADS=2 $(TEACH_BIRDS) --epochs 60 --out $@
 
 lab: setup data vendor-js
 	$(VENV)/bin/jupyter lab --allow-root book/

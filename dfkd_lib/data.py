@@ -34,7 +34,7 @@ import gzip
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ class DatasetSpec:
         mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
         class_names: human-readable class names, when known; for ``folder`` and ``cub200`` a non-empty tuple
             also selects those classes (labelled in this order).
-        root: the folder the files were read from (``None``: the dataset's own lookup).
+        root: the folder the files were read from, absolute (``None``: the dataset's own lookup).
     """
 
     name: str
@@ -181,11 +181,11 @@ def resolve_spec(name: str, root=None, image_size: int | None = None, classes=No
         if classes is not None:
             raise ValueError(f"{name} has a fixed class set; classes= works for {', '.join(SUBSETTABLE)}")
         find_fashion_mnist(root)  # a missing root is an error here, not a fall-back to another copy
-        return replace(base, root=None if root is None else str(root))
+        return replace(base, root=None if root is None else str(Path(root).resolve()))
     size = image_size or base.image_size
     if size < 16 or size % 16:
         raise ValueError(f"image_size must be a multiple of 16 of at least 16 px, got {size}")
-    spec = replace(base, image_size=size, root=None if root is None else str(root))
+    spec = replace(base, image_size=size, root=None if root is None else str(Path(root).resolve()))
     train = get_dataset(spec, train=True, transform=_plain_transform(size))
     available = list(getattr(train, "classes", []))
     if classes is not None:
@@ -512,3 +512,35 @@ def num_classes_of(dataset: Dataset) -> int:
     if hasattr(dataset, "classes"):
         return len(dataset.classes)
     return int(max(dataset.targets)) + 1
+
+
+def examples_per_class(dataset: Dataset, n: int = 4, classes: list[int] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of each class of a dataset built by :func:`get_dataset` (in file order, so the
+    same images every time): ``(images (k*n, C, H, W), labels (k*n,))`` for the ``k`` classes asked for
+    (default all). Needs ``dataset.targets``.
+
+    Raises:
+        ValueError: a class with fewer than ``n`` images.
+    """
+    targets = [int(t) for t in dataset.targets]
+    classes = sorted(set(targets)) if classes is None else list(classes)
+    xs, ys = [], []
+    for c in classes:
+        idx = [i for i, t in enumerate(targets) if t == c][:n]
+        if len(idx) < n:
+            raise ValueError(f"class {c} has {len(idx)} images, fewer than n={n}")
+        xs += [dataset[i][0] for i in idx]
+        ys += [c] * n
+    return torch.stack(xs), torch.tensor(ys)
+
+
+def groups_by_last_word(class_names: Sequence[str], min_size: int = 2) -> dict[str, list[int]]:
+    """Class indices grouped by the last word of their names (``"Cape_May_Warbler"`` -> ``"Warbler"``), the
+    confusable groups of a fine-grained dataset; groups with fewer than ``min_size`` classes are left out.
+    Largest group first (ties by name)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(class_names):
+        groups.setdefault(name.replace("-", "_").split("_")[-1], []).append(i)
+    kept = {g: idx for g, idx in groups.items() if len(idx) >= min_size}
+    return dict(sorted(kept.items(), key=lambda kv: (-len(kv[1]), kv[0])))

@@ -220,6 +220,36 @@ def ablation_table(results, variants: Mapping[str, str], datasets: Sequence[str]
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(datasets))
 
 
+def paired_verdict(diffs: Sequence[float], bold: bool = False, name: str = "the full method",
+                   reference: str = "the baseline") -> str:
+    """The book's one rule for "does a variant beat its reference", from paired differences (variant minus
+    reference, per seed, in points): it *beats* it when it is higher on every seed and the mean difference
+    exceeds the sample standard deviation of the differences; it is *higher on average* when only the mean is
+    positive; otherwise it *does not beat* it. Fewer than three paired seeds give no verdict.
+
+    Returns a sentence fragment such as ``"beats the baseline (+5.20 ± 1.10 points, higher on 3 of 3 seeds)"``
+    (``bold``: the verdict word in Markdown bold; ``name`` is not part of the fragment, ``reference`` is).
+    """
+    d = np.asarray(diffs, dtype=float)
+    b = "**" if bold else ""
+    if d.size < 3:
+        return f"no verdict ({d.size} paired seed{'s' if d.size != 1 else ''}, 3 needed)"
+    wins, mean, sd = int((d > 0).sum()), d.mean(), d.std(ddof=1)
+    head = f"{mean:+.2f} ± {sd:.2f} points, higher on {wins} of {d.size} seeds"
+    if wins == d.size and mean > sd:
+        return f"{b}beats{b} {reference} ({head})"
+    if mean > 0:
+        return f"higher on average, within the seed-to-seed spread ({head})"
+    return f"{b}does not beat{b} {reference} ({head})"
+
+
+def paired_differences(results, variant: str, reference: str, dataset: str, metric: str = "best") -> np.ndarray:
+    """``variant - reference`` of ``metric`` per seed both have (sorted by seed), for one dataset."""
+    a, b = _by_seed(results, variant, dataset, metric), _by_seed(results, reference, dataset, metric)
+    seeds = sorted(set(a.index) & set(b.index))
+    return (a[seeds] - b[seeds]).to_numpy(dtype=float) if seeds else np.array([])
+
+
 def paired_table(results, variants: Mapping[str, str], reference: str, datasets: Sequence[str],
                  metric: str = "best", digits: int = 2):
     """Differences to a reference variant, paired by seed (same student initialisation and noise): rows =
@@ -241,9 +271,7 @@ def paired_table(results, variants: Mapping[str, str], reference: str, datasets:
             continue
         cells = []
         for d in datasets:
-            a, b = _by_seed(results, v, d, metric), _by_seed(results, reference, d, metric)
-            seeds = sorted(set(a.index) & set(b.index))
-            diff = (a[seeds] - b[seeds]).to_numpy() if seeds else np.array([])
+            diff = paired_differences(results, v, reference, d, metric)
             if diff.size == 0:
                 cells.append(NO_RESULT)
             elif diff.size == 1:

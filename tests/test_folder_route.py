@@ -124,3 +124,15 @@ def test_pretrained_torchvision_weights_load_all_but_the_classifier(tmp_path):
         load_pretrained(build_classifier("resnet18", 12, 3, width=4), tmp_path / "r18.pth")
     with pytest.raises(ValueError, match="another architecture|not hold weights of this architecture"):
         load_pretrained(build_classifier("tv_resnet34", 12, 3), tmp_path / "r18.pth")
+
+
+def test_examples_per_class_and_species_groups(tmp_path):
+    from dfkd_lib.data import examples_per_class, groups_by_last_word
+
+    spec = resolve_spec("folder", _folder(tmp_path), image_size=32)
+    x, y = examples_per_class(get_dataset(spec, train=False), n=2, classes=[2, 0])
+    assert x.shape == (4, 3, 32, 32) and y.tolist() == [2, 2, 0, 0]
+    with pytest.raises(ValueError, match="fewer than n=3"):
+        examples_per_class(get_dataset(spec, train=False), n=3)
+    assert groups_by_last_word(spec.class_names) == {"Warbler": [0, 1]}
+    assert groups_by_last_word(spec.class_names, min_size=1) == {"Warbler": [0, 1], "Sparrow": [2]}

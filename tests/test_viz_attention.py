@@ -152,3 +152,13 @@ def test_paired_table_pairs_by_seed():
     with pytest.raises(ValueError, match="no column"):
         paired_table(_results(), {"full": "F"}, "baseline", ["a"], metric="top5")
 
+
+
+def test_paired_verdict_is_one_rule_with_fixed_answers():
+    from dfkd_lib.viz_attention import paired_verdict
+
+    assert paired_verdict([5.0, 6.0]) == "no verdict (2 paired seeds, 3 needed)"
+    assert paired_verdict([5.0, 6.0, 7.0]) == "beats the baseline (+6.00 ± 1.00 points, higher on 3 of 3 seeds)"
+    assert paired_verdict([0.5, 4.0, 0.1]).startswith("higher on average")  # mean 1.53 < sd 2.14
+    assert paired_verdict([1.0, -3.0, 1.0]).startswith("does not beat the baseline (-0.33")
+    assert paired_verdict([2, 3, 4], bold=True, reference="real KD").startswith("**beats** real KD")
