@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .viz import to_pixels
+from .viz import image_format, to_pixels
 
 __all__ = ["compact_png", "teacher_confidence", "confidence_titles", "plot_bn_layers", "plot_inversion_terms",
            "plot_progression", "plot_image_rows", "nested_stack", "sweep_overview", "plot_student_bars"]
@@ -229,7 +229,7 @@ def plot_image_rows(rows: Sequence[tuple], spec, col_titles: Sequence[str] | Non
 def nested_stack(pngs: list, controls: Sequence[tuple], start: Sequence[int] | None = None):
     """Controls over a grid of precomputed PNGs that switch the picture in the browser, also on the static site.
 
-    ``pngs`` is a nested list of depth ``D`` (``pngs[i][j]...`` is the PNG bytes for index ``i`` of the first
+    ``pngs`` is a nested list of depth ``D`` (``pngs[i][j]...`` is the PNG or JPEG bytes for index ``i`` of the first
     control, ``j`` of the second, ...). Each level becomes a ``widgets.Stack``; control ``d`` is ``jslink`` ed
     to the ``selected_index`` of every Stack at level ``d``, so no Python callback is involved.
 
@@ -259,7 +259,7 @@ def nested_stack(pngs: list, controls: Sequence[tuple], start: Sequence[int] | N
         if level == depth:
             if not isinstance(node, (bytes, bytearray)):
                 raise ValueError(f"expected PNG bytes at depth {depth}, got {type(node).__name__}")
-            return widgets.Image(value=bytes(node), format="png")
+            return widgets.Image(value=bytes(node), format=image_format(bytes(node)))
         labels = controls[level][1]
         if not isinstance(node, (list, tuple)) or len(node) != len(labels):
             size = len(node) if isinstance(node, (list, tuple)) else type(node).__name__

@@ -162,3 +162,21 @@ def test_paired_verdict_is_one_rule_with_fixed_answers():
     assert paired_verdict([0.5, 4.0, 0.1]).startswith("higher on average")  # mean 1.53 < sd 2.14
     assert paired_verdict([1.0, -3.0, 1.0]).startswith("does not beat the baseline (-0.33")
     assert paired_verdict([2, 3, 4], bold=True, reference="real KD").startswith("**beats** real KD")
+
+
+def test_photo_grids_travel_as_jpeg_in_widgets():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from dfkd_lib.viz import figure_jpeg, figure_png, image_format
+    from dfkd_lib.viz_inversion import nested_stack
+
+    def fig():
+        f, ax = plt.subplots(figsize=(2, 2))
+        ax.imshow(np.random.default_rng(0).random((32, 32, 3)))
+        return f
+
+    jpg, png = figure_jpeg(fig()), figure_png(fig())
+    assert image_format(jpg) == "jpeg" and image_format(png) == "png"
+    box = nested_stack([jpg, png], [("view", ["a", "b"], "dropdown")])
+    assert [im.format for im in box.children[1].children] == ["jpeg", "png"]
