@@ -31,7 +31,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from dfkd_lib.data import spec_from_manifest
-from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, student_step
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import student_step
+from dfkd_lib.synthesizers import GeneratorSynthesizer
 from dfkd_lib.experiment import build_generator
 from dfkd_lib.hooks import BNStatistics
 from dfkd_lib.losses import kd_loss

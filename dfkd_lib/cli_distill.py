@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from .engine import DistillConfig
+from .config import DistillConfig
 
 
 def _parse_options(pairs: list[str]) -> dict:

@@ -12,20 +12,21 @@ import torch
 
 from .checkpoint import atomic_save, safe_load, sha256
 from .data import DatasetNotFoundError, DatasetSpec, dataset_spec, spec_from_manifest
-from .engine import DistillConfig, GeneratorSynthesizer, distill, write_result
+from .config import DistillConfig
+from .engine import distill, write_result
 from .methods import build_method
 from .methods.inversion import make_inversion_run
 from .models import build_classifier
 from .models.attention_generator import AttentionGenerator
 from .models.generators import DCGANGenerator
-from .real_data import RealImages
+from .synthesizers import GeneratorSynthesizer, RealImages
 from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
-#: Methods whose images are optimised pixels (dfkd_lib.synthesis); ``method_options`` then also carry the
+#: Methods whose images are optimised pixels (dfkd_lib.synthesizers); ``method_options`` then also carry the
 #: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
 INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
-#: Reference runs on real training images (:mod:`dfkd_lib.real_data`): upper bounds, not data-free.
+#: Reference runs on real training images (:mod:`dfkd_lib.synthesizers.real`): upper bounds, not data-free.
 REFERENCE_METHODS = ("real-kd", "real-labels")
 GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
 FAST_INVERSION_STEPS = 3

@@ -35,7 +35,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .engine import DistillConfig
+from .config import DistillConfig
 from .utils import as_json, fast_mode
 
 #: Schedule fields that change how fast a run goes and its floating-point rounding, not the method: a result

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, read_manifest, safe_load,
                          save_model)
-from .data import DatasetSpec, default_transform, get_dataset, resolve_spec, spec_from_manifest
+from .data import DatasetSpec, default_transform, get_dataset, resolve_spec
 from .hooks import batch_statistics
 from .models import build_classifier
-from .utils import default_device, fast_mode, provenance, seed_everything
+from .utils import autocast, default_device, fast_mode, provenance, seed_everything
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "teachers"
 
@@ -48,15 +48,6 @@ class TeacherConfig:
     image_size: int | None = None  # RGB datasets: side in px (default dfkd_lib.data.DEFAULT_RGB_SIZE)
     classes: str | None = None  # folder / cub200: a subset of classes, e.g. "*_Warbler" (data.select_classes)
     pretrained: str | None = None  # tv_resnet*: torchvision ImageNet weights on disk (the fc layer is re-made)
-
-
-def autocast(device: torch.device, amp: str | None):
-    """``torch.autocast`` for ``amp="bf16"``, a no-op context for ``None``."""
-    if amp is None:
-        return contextlib.nullcontext()
-    if amp != "bf16":
-        raise ValueError(f"amp must be 'bf16' or None, got {amp!r}")
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()

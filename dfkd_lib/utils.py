@@ -1,6 +1,8 @@
 """Seeds, devices, the fast switch and provenance: small helpers every module shares."""
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import platform
@@ -113,3 +115,12 @@ def provenance(command: str | None = None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "fast_mode": fast_mode(),
     }
+
+
+def autocast(device: torch.device, amp: str | None):
+    """``torch.autocast`` for ``amp="bf16"``, a no-op context for ``None``."""
+    if amp is None:
+        return contextlib.nullcontext()
+    if amp != "bf16":
+        raise ValueError(f"amp must be 'bf16' or None, got {amp!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16)

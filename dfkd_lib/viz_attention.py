@@ -11,7 +11,6 @@ seaborn, pandas and ipywidgets, next to :mod:`dfkd_lib.viz`.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt

@@ -83,7 +83,7 @@ def plot_bn_layers(history: list[dict], reference: dict[str, Sequence[float]] | 
                    cmap: str = "viridis", title: str = "BN-statistics distance per layer"):
     """Per-layer BN distance ``||mu - mu_run|| + ||var - var_run||`` at the recorded steps of an inversion.
 
-    One line per history entry holding ``"BN_layers"`` (see :func:`~dfkd_lib.synthesis.deep_inversion`),
+    One line per history entry holding ``"BN_layers"`` (see :func:`~dfkd_lib.synthesizers.deep_inversion`),
     coloured from the first (dark) to the last step (light), on a log axis; ``reference`` adds dashed lines
     (e.g. ``{"real test images": ..., "noise": ...}``). Returns the axes.
 
@@ -140,7 +140,7 @@ def plot_progression(snapshots: Sequence[tuple[int, torch.Tensor]], spec, index:
     """Images appearing from noise: rows are optimisation steps, columns chosen images of the batch.
 
     Args:
-        snapshots: ``(step, images)`` pairs (:attr:`~dfkd_lib.synthesis.InversionResult.snapshots`).
+        snapshots: ``(step, images)`` pairs (:attr:`~dfkd_lib.synthesizers.InversionResult.snapshots`).
         index: which images of the batch to show (default: up to 10 first).
         steps: which snapshot steps to show (default: up to 6 spread over the run, first and last included);
             each must be a snapshot step.

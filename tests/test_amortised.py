@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, as_batch, distill
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import distill
+from dfkd_lib.step import as_batch
+from dfkd_lib.synthesizers import GeneratorSynthesizer
 from dfkd_lib.methods import AdversarialBNDistillation, build_method
 from dfkd_lib.methods.base import Step
 from dfkd_lib.models import resnet8
@@ -122,7 +125,7 @@ def test_real_data_reference_runs_through_the_same_loop(tmp_path, monkeypatch):
         pytest.skip("Fashion-MNIST not installed")
     from dfkd_lib.checkpoint import save_model
     from dfkd_lib.experiment import run_distillation
-    from dfkd_lib.real_data import RealImages
+    from dfkd_lib.synthesizers import RealImages
 
     teacher = tmp_path / "teacher.pt"
     save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,

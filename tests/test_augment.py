@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from dfkd_lib.augment import augment_batch
-from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, distill
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import distill
+from dfkd_lib.synthesizers import GeneratorSynthesizer
 from dfkd_lib.methods import AdversarialBNDistillation
 
 

@@ -30,7 +30,7 @@ def fake_fmnist(tmp_path):
 def test_idx_reader_roundtrip(tmp_path):
     arr = np.arange(2 * 3 * 4).reshape(2, 3, 4)
     _write_idx(tmp_path / "x.gz", arr)
-    assert np.array_equal(data._read_idx(tmp_path / "x.gz"), arr)
+    assert np.array_equal(data.fashion_mnist._read_idx(tmp_path / "x.gz"), arr)
 
 
 def test_fashion_mnist_from_folder_and_fine_grained_view(fake_fmnist):
@@ -43,7 +43,7 @@ def test_fashion_mnist_from_folder_and_fine_grained_view(fake_fmnist):
 
 
 def test_missing_fashion_mnist_names_all_routes(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr(data.fashion_mnist, "DEBIAN_FASHION_MNIST", tmp_path / "none")
     monkeypatch.delenv("DFKD_DATA", raising=False)
     with pytest.raises(DatasetNotFoundError) as e:
         get_dataset("fashion-mnist", root=tmp_path)

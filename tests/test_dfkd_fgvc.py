@@ -7,7 +7,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, distill, forward_step
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import distill
+from dfkd_lib.step import forward_step
+from dfkd_lib.synthesizers import GeneratorSynthesizer
 from dfkd_lib.losses.kd import kd_loss
 from dfkd_lib.losses.mhad import mhad_loss
 from dfkd_lib.losses.sfcl import Projector, sfcl_loss

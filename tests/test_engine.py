@@ -6,12 +6,15 @@ import torch
 from torch import nn
 
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.engine import DistillConfig, GeneratorSynthesizer, NonFiniteLossError, distill
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import distill
+from dfkd_lib.step import NonFiniteLossError
+from dfkd_lib.synthesizers import GeneratorSynthesizer
 from dfkd_lib.hooks import NoBatchNormError
 from dfkd_lib.methods import AdversarialBNDistillation, build_method
 from dfkd_lib.models import resnet8
 from dfkd_lib.models.generators import DCGANGenerator
-from dfkd_lib.models.resnet import Features
+from dfkd_lib.models import Features
 
 SPEC = dataset_spec("fashion-mnist")
 CFG = DistillConfig(epochs=2, iterations_per_epoch=1, batch_size=4, generator_steps=1, student_steps=2)
@@ -117,7 +120,8 @@ def test_cli_distill_never_reads_the_training_split(tmp_path, monkeypatch):
     from conftest import HAS_FMNIST
     if not HAS_FMNIST:
         pytest.skip("Fashion-MNIST not installed")
-    from dfkd_lib import cli, data
+    from dfkd_lib import cli
+    from dfkd_lib.data import fashion_mnist as data
     from dfkd_lib.checkpoint import save_model
 
     teacher = tmp_path / "teacher.pt"
@@ -153,7 +157,7 @@ def test_run_distillation_with_an_inversion_method(tmp_path, monkeypatch):
                            method_options={"steps": 2, "progress": False}, progress=False)
     assert res["method"]["name"] == "deepinversion" and 0 <= res["best_accuracy"] <= 1
     # fast mode also caps the inversion steps of each batch
-    from dfkd_lib import synthesis
+    from dfkd_lib.synthesizers import deepinversion as synthesis
     from dfkd_lib.experiment import FAST_INVERSION_STEPS
     seen, real = [], synthesis.deep_inversion
 
@@ -199,3 +203,15 @@ def test_fast_amp_follows_the_hardware(monkeypatch):
     assert utils.fast_amp() is None
     monkeypatch.setattr(utils, "bf16_native", lambda device="cpu": True)
     assert utils.fast_amp("cpu") == "bf16"
+
+
+def test_public_api_imports_without_the_book_packages():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules.update({m: None for m in ('pandas', 'seaborn', 'ipywidgets', 'matplotlib', "
+            "'sklearn')}); import dfkd_lib; print(len(dfkd_lib.__all__), all(hasattr(dfkd_lib, n) for n in "
+            "dfkd_lib.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[1] == "True"

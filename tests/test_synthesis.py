@@ -8,14 +8,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dfkd_lib.checkpoint import safe_load
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.engine import DistillConfig, distill
+from dfkd_lib.config import DistillConfig
+from dfkd_lib.engine import distill
 from dfkd_lib.hooks import NoBatchNormError, batchnorm_layers
 from dfkd_lib.losses import kd_loss
 from dfkd_lib.methods import METHODS, Step, build_method
 from dfkd_lib.methods.inversion import KDOnSynthetic, make_inversion_run
 from dfkd_lib.models import resnet8
-from dfkd_lib.synthesis import (ImagePool, InversionSynthesizer, ZSKDSynthesizer, class_similarity, deep_inversion,
-                                sample_dirichlet_targets, zskd_synthesize)
+from dfkd_lib.synthesizers import (class_similarity, deep_inversion, ImagePool, InversionSynthesizer, sample_dirichlet_targets, zskd_synthesize, ZSKDSynthesizer)
 
 SPEC = dataset_spec("fashion-mnist")
 LO, HI = (b.item() for b in SPEC.pixel_bounds())

@@ -1,5 +1,4 @@
 """Plot and widget helpers of the DFKD-FGVC chapters (dfkd_lib.viz_attention)."""
-import json
 
 import matplotlib
 

@@ -7,37 +7,10 @@ sub-modules of the ``Method`` and are trained with the student.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from ..models.resnet import Features
-
-
-@dataclass
-class Step:
-    """Everything a loss may look at in one optimisation step.
-
-    Attributes:
-        x: synthetic images ``(N, C, H, W)`` in the teacher's input space (requires grad in the generator phase).
-        teacher_logits, student_logits: ``(N, K)``.
-        teacher_features, student_features: :class:`~dfkd_lib.models.resnet.Features` of the same images.
-        bn_loss: the teacher's BN-statistics distance (scalar, DFKD-FGVC Eq. 3), or ``None`` when the
-            method has ``uses_bn = False``.
-        phase: ``"generator"`` or ``"student"``.
-        labels: ``(N,)`` true classes when the batch comes from a labelled source (the real-data reference
-            runs), else ``None``.
-    """
-
-    x: torch.Tensor
-    teacher_logits: torch.Tensor
-    teacher_features: Features
-    student_logits: torch.Tensor
-    student_features: Features
-    bn_loss: torch.Tensor | None
-    phase: str
-    labels: torch.Tensor | None = None
+from ..step import Step
 
 
 class Method(nn.Module):

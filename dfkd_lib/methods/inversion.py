@@ -1,7 +1,7 @@
 """Distillation on optimised images: the student half of DeepInversion, ADI and ZSKD.
 
 These baselines have no generator loss: the images come from a synthesizer that optimises pixels
-(:class:`~dfkd_lib.synthesis.InversionSynthesizer`, :class:`~dfkd_lib.synthesis.ZSKDSynthesizer`), and the
+(:class:`~dfkd_lib.synthesizers.InversionSynthesizer`, :class:`~dfkd_lib.synthesizers.ZSKDSynthesizer`), and the
 student minimises plain KD on them, ``T^2 * KL(p_T || p_S)`` at temperature ``T``
 (:func:`~dfkd_lib.losses.kd_loss`; Hinton et al. 2015). Registered names:
 
@@ -19,6 +19,7 @@ student minimises plain KD on them, ``T^2 * KL(p_T || p_S)`` at temperature ``T`
 from __future__ import annotations
 
 from ..losses import kd_loss
+from ..synthesizers import InversionSynthesizer, ZSKDSynthesizer
 from . import register_method
 from .base import Method, Step
 
@@ -99,8 +100,8 @@ def make_inversion_run(kind: str, spec, *, temperature: float | None = None, stu
         spec: the teacher's :class:`~dfkd_lib.data.DatasetSpec`.
         temperature: KD temperature (default 1 for DI/ADI, 20 for ZSKD).
         student_steps: ``k``.
-        **synthesizer_options: passed to :class:`~dfkd_lib.synthesis.InversionSynthesizer` (DI, ADI) or
-            :class:`~dfkd_lib.synthesis.ZSKDSynthesizer`; for ``"adi"`` ``alpha_c`` defaults to
+        **synthesizer_options: passed to :class:`~dfkd_lib.synthesizers.InversionSynthesizer` (DI, ADI) or
+            :class:`~dfkd_lib.synthesizers.ZSKDSynthesizer`; for ``"adi"`` ``alpha_c`` defaults to
             :data:`ADI_ALPHA_C`, for ``"deepinversion"`` it must stay 0.
 
     Returns:
@@ -110,8 +111,6 @@ def make_inversion_run(kind: str, spec, *, temperature: float | None = None, stu
         KeyError: unknown ``kind``. ValueError: ``alpha_c`` inconsistent with ``kind``.
         TypeError: an unknown synthesizer option.
     """
-    from ..synthesis import InversionSynthesizer, ZSKDSynthesizer  # late: synthesis imports the engine
-
     kind = {"di": "deepinversion"}.get(kind, kind)
     if kind == "deepinversion":
         if synthesizer_options.get("alpha_c", 0.0) != 0.0:

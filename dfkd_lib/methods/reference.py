@@ -1,4 +1,4 @@
-"""The two reference runs on real training images (:class:`~dfkd_lib.real_data.RealImages`), not data-free.
+"""The two reference runs on real training images (:class:`~dfkd_lib.synthesizers.real.RealImages`), not data-free.
 
 ``"real-kd"``
     KD from the teacher on real images, ``T^2 * KL(p_T || p_S)`` (Hinton et al. 2015; DFKD-FGVC Eq. 2):

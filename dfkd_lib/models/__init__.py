@@ -9,7 +9,8 @@ from typing import Callable
 
 from torch import nn
 
-from .resnet import BasicBlock, CifarResNet, Features, resnet8, resnet18, resnet34
+from .features import Features
+from .resnet import BasicBlock, CifarResNet, resnet8, resnet18, resnet34
 from .wrn import wrn16_1, wrn16_2, wrn40_1, wrn40_2
 from .mobilenetv2 import mobilenetv2
 from .imagenet_resnet import TorchvisionResNet, tv_resnet18, tv_resnet34

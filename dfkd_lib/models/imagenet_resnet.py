@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from .resnet import Features
+from .features import Features
 
 
 class TorchvisionResNet(nn.Module):

@@ -12,23 +12,11 @@ Every classifier of dfkd_lib follows one convention::
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class Features(NamedTuple):
-    """Intermediate features of a classifier.
-
-    Attributes:
-        stages: output of each residual stage, ``(N, C_i, H_i, W_i)``, shallow to deep.
-        penultimate: globally pooled feature fed to the classifier head, ``(N, D)``.
-    """
-
-    stages: list[torch.Tensor]
-    penultimate: torch.Tensor
+from .features import Features
 
 
 class BasicBlock(nn.Module):

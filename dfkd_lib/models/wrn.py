@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import Features
+from .features import Features
 
 
 class WideBasicBlock(nn.Module):

@@ -1,8 +1,9 @@
 """DI diagnosis: synthesise a pool with given options, report pixel stats, train a student by KD, eval."""
 import sys, time, json, torch, torch.nn.functional as F
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.teachers import load_teacher, default_teacher_path, real_test_loader, autocast
-from dfkd_lib.synthesis import deep_inversion
+from dfkd_lib.teachers import default_teacher_path, load_teacher, real_test_loader
+from dfkd_lib.utils import autocast
+from dfkd_lib.synthesizers import deep_inversion
 from dfkd_lib.models import build_classifier
 from dfkd_lib.hooks import BNStatistics
 from dfkd_lib.losses import kd_loss

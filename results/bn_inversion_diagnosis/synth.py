@@ -1,7 +1,7 @@
 import sys, time, json, torch, torch.nn.functional as F
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.teachers import load_teacher, default_teacher_path, real_test_loader
-from dfkd_lib.synthesis import deep_inversion
+from dfkd_lib.teachers import default_teacher_path, load_teacher, real_test_loader
+from dfkd_lib.synthesizers import deep_inversion
 from dfkd_lib.hooks import BNStatistics
 name = sys.argv[1]; opts = json.loads(sys.argv[2]); nb = int(sys.argv[3])
 spec = dataset_spec("fashion-mnist")

@@ -1,6 +1,7 @@
 import sys, time, json, torch, torch.nn.functional as F
 from dfkd_lib.data import dataset_spec
-from dfkd_lib.teachers import load_teacher, default_teacher_path, real_test_loader, autocast
+from dfkd_lib.teachers import default_teacher_path, load_teacher, real_test_loader
+from dfkd_lib.utils import autocast
 from dfkd_lib.models import build_classifier
 from dfkd_lib.losses import kd_loss
 pool = sys.argv[1]; ksteps = int(sys.argv[2]); T = float(sys.argv[3]); aug = int(sys.argv[4])

@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from .data import DatasetSpec, default_transform, dataset_spec, get_dataset
-from .engine import DistillConfig, Synthesizer
+from ..config import DistillConfig
+from ..data import DatasetSpec, default_transform, dataset_spec, get_dataset
+from .base import Synthesizer
 
 __all__ = ["RealImages"]
 

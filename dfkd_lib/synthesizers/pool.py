@@ -4,7 +4,7 @@ Amortised synthesis, as CMI (Fang et al. IJCAI 2021) and Fast-DFKD (Fang et al. 
 synthesised batch is kept, and each student step samples from everything synthesised so far instead of
 from one fresh batch, so a generator or pixel-optimisation step feeds many student steps. Used by
 :class:`~dfkd_lib.engine.GeneratorSynthesizer` (``DistillConfig.pool_size``) and by the inversion
-synthesisers of :mod:`dfkd_lib.synthesis`.
+pixel-optimisation synthesisers (:mod:`dfkd_lib.synthesizers`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_save, safe_load
+from ..checkpoint import atomic_save, safe_load
 
 __all__ = ["ImagePool"]
 

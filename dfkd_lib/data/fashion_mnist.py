@@ -1,0 +1,105 @@
+"""Fashion-MNIST (Xiao et al. 2017) read straight from its official IDX files, and its fine-grained view."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets as tv_datasets
+
+from .spec import FASHION_MNIST_CLASSES, DatasetNotFoundError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a numpy array (LeCun's format: magic, dims, uint8 data)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but holds {arr.size} bytes")
+    return arr.reshape(shape)
+
+
+def _idx_file(root: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """Folder holding the four Fashion-MNIST IDX files.
+
+    Looks in ``root``, ``$DFKD_DATA/fashion-mnist`` and ``/usr/share/datasets/fashion-mnist``; with
+    ``download=True`` and none found, torchvision downloads the files to ``root`` (default
+    ``~/.cache/dfkd_lib``). A ``root`` given is the only place looked in (never replaced by another copy).
+    Raises :class:`DatasetNotFoundError` naming all three routes otherwise.
+    """
+    if root is not None:
+        candidates = [Path(root), Path(root) / "fashion-mnist", Path(root) / "FashionMNIST" / "raw"]
+    else:
+        candidates = [Path(os.environ["DFKD_DATA"]) / "fashion-mnist"] if os.environ.get("DFKD_DATA") else []
+        candidates.append(DEBIAN_FASHION_MNIST)
+    for c in candidates:
+        if all(_idx_file(c, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
+            return c
+    if download:
+        dest = Path(root) if root is not None else Path.home() / ".cache" / "dfkd_lib"
+        tv_datasets.FashionMNIST(str(dest), train=True, download=True)
+        tv_datasets.FashionMNIST(str(dest), train=False, download=True)
+        return dest / "FashionMNIST" / "raw"
+    raise DatasetNotFoundError(
+        "Fashion-MNIST IDX files not found (looked in: " + ", ".join(str(c) for c in candidates) + ").\n"
+        "Get them by one of:\n"
+        "  1. Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist  (files in /usr/share/datasets/fashion-mnist)\n"
+        "  2. a local folder holding train-images-idx3-ubyte.gz etc.: pass root=... or set DFKD_DATA\n"
+        "  3. online: pass download=True (torchvision.datasets.FashionMNIST downloads them)")
+
+
+class FashionMNIST(Dataset):
+    """Fashion-MNIST read straight from its IDX files (Xiao et al. 2017), torchvision-style.
+
+    Args:
+        root: folder with the IDX files, or ``None`` to search (see :func:`find_fashion_mnist`).
+        train: ``True`` for the 60,000 training images, ``False`` for the 10,000 test images.
+        transform: applied to each PIL image; default :func:`default_transform`.
+        classes: keep only these original labels and relabel them ``0..len(classes)-1`` in the given order.
+        download: let torchvision fetch the files when they are not found locally.
+    """
+
+    def __init__(self, root=None, train: bool = True, transform: Callable | None = None,
+                 classes: tuple[int, ...] | None = None, download: bool = False):
+        folder = find_fashion_mnist(root, download)
+        prefix = "train" if train else "t10k"
+        images = _read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
+        labels = _read_idx(_idx_file(folder, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
+        if classes is not None:
+            keep = np.isin(labels, classes)
+            remap = {c: i for i, c in enumerate(classes)}
+            images, labels = images[keep], np.array([remap[int(l)] for l in labels[keep]], dtype=np.int64)
+        self.folder, self.train = folder, train
+        self.data, self.targets = torch.from_numpy(images.copy()), torch.from_numpy(labels)
+        self.classes = [FASHION_MNIST_CLASSES[c] for c in (classes or range(10))]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img = Image.fromarray(self.data[i].numpy(), mode="L")
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, int(self.targets[i])

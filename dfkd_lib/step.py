@@ -1,0 +1,77 @@
+"""One forward pass of teacher and student on a batch, packed for the losses (:class:`Step`), and the checks
+around it: what the engine and every synthesiser share."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .hooks import BNStatistics
+from .models.features import Features
+from .utils import autocast
+
+if TYPE_CHECKING:
+    from .methods.base import Method
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the run stopped and the last good checkpoint was kept."""
+
+
+
+@dataclass
+class Step:
+    """Everything a loss may look at in one optimisation step.
+
+    Attributes:
+        x: synthetic images ``(N, C, H, W)`` in the teacher's input space (requires grad in the generator phase).
+        teacher_logits, student_logits: ``(N, K)``.
+        teacher_features, student_features: :class:`~dfkd_lib.models.features.Features` of the same images.
+        bn_loss: the teacher's BN-statistics distance (scalar, DFKD-FGVC Eq. 3), or ``None`` when the
+            method has ``uses_bn = False``.
+        phase: ``"generator"`` or ``"student"``.
+        labels: ``(N,)`` true classes when the batch comes from a labelled source (the real-data reference
+            runs), else ``None``.
+    """
+
+    x: torch.Tensor
+    teacher_logits: torch.Tensor
+    teacher_features: Features
+    student_logits: torch.Tensor
+    student_features: Features
+    bn_loss: torch.Tensor | None
+    phase: str
+    labels: torch.Tensor | None = None
+
+
+def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method: Method, phase: str,
+                 amp: str | None = None, labels: torch.Tensor | None = None) -> Step:
+    """Run teacher and student on ``x`` and pack a :class:`Step`.
+
+    In the generator phase gradients flow through both networks into ``x`` (their weights are frozen by the
+    caller) and the teacher's BN statistics are recorded when ``method.uses_bn``; in the student phase the
+    teacher runs under ``no_grad``.
+    """
+    device = x.device
+    bn_ctx = BNStatistics(teacher) if (method.uses_bn and phase == "generator") else contextlib.nullcontext()
+    grad_ctx = torch.enable_grad() if phase == "generator" else torch.no_grad()
+    with autocast(device, amp):
+        with bn_ctx as bn, grad_ctx:
+            t_logits, t_feats = teacher(x, return_features=True)
+        s_logits, s_feats = student(x, return_features=True)
+    bn_loss = bn.loss() if bn is not None else None
+    return Step(x, t_logits.float(), t_feats, s_logits.float(), s_feats, bn_loss, phase, labels)
+
+
+def as_batch(sample) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A synthesiser's sample as ``(images, labels or None)``, detached (labelled sources return a pair)."""
+    x, y = sample if isinstance(sample, tuple) else (sample, None)
+    return x.detach(), y
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLossError(f"{where} loss became {loss.item()}; stopping (the last checkpoint written, "
+                                 "if any, is the last good one)")

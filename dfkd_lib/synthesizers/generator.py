@@ -1,0 +1,87 @@
+"""A generator trained adversarially against the student: the synthesiser of DFAD, DAFL, DFKD-FGVC and kin."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import DistillConfig
+from ..step import check_finite, forward_step
+from .base import Synthesizer
+from .pool import ImagePool
+
+
+class GeneratorSynthesizer(Synthesizer):
+    """A generator ``G(z)`` trained adversarially by the method's generator loss (Algorithm 1, lines 2-9).
+
+    With ``config.pool_size > 0`` every batch a generator step makes is also kept in a memory bank
+    (:class:`~dfkd_lib.synthesizers.pool.ImagePool`), and :meth:`sample` draws ``config.pool_fraction`` of each student
+    batch from it. Fresh samples come from the generator in eval mode (its BN layers use their running
+    statistics, which sampling never changes); generator steps run it in train mode.
+
+    Args:
+        generator: maps ``z (N, nz)`` to images ``(N, C, H, W)`` in the teacher's input space; must have
+            ``nz`` and ``sample_z`` (as :class:`~dfkd_lib.models.generators.DCGANGenerator`).
+    """
+
+    def __init__(self, generator: nn.Module):
+        self.generator = generator
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.device = torch.device("cpu")
+        self.pool: ImagePool | None = None
+        self.pool_fraction = 1.0
+        self._pool_gen = torch.Generator()
+
+    def setup(self, config: DistillConfig, device: torch.device) -> None:
+        self.device = device
+        self.generator.to(device).train()
+        if config.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator,
+                                          betas=config.betas)
+        self.pool = ImagePool(config.pool_size) if config.pool_size > 0 else None
+        self.pool_fraction = config.pool_fraction
+        self._pool_gen.manual_seed(config.seed + 1)
+
+    def synthesis_step(self, teacher, student, method, config):
+        self.generator.train()
+        x = self.generator(self.generator.sample_z(config.batch_size, self.device))
+        student.requires_grad_(False)
+        try:
+            step = forward_step(teacher, student, x, method, "generator", config.amp)
+            loss, logs = method.generator_loss(step)
+            check_finite(loss, "generator")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        finally:
+            student.requires_grad_(True)
+        if self.pool is not None:
+            self.pool.add(x.detach())
+        return logs
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """``n`` images: ``round(n * pool_fraction)`` from the bank (once it holds images), the rest fresh."""
+        from_pool = round(n * self.pool_fraction) if self.pool is not None and len(self.pool) else 0
+        parts = [self.pool.sample(from_pool, generator=self._pool_gen)] if from_pool else []
+        if n - from_pool > 0:
+            was_training = self.generator.training
+            self.generator.eval()
+            try:
+                parts.append(self.generator(self.generator.sample_z(n - from_pool, self.device)))
+            finally:
+                self.generator.train(was_training)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "pool": self.pool.state_dict() if self.pool is not None else None,
+                "pool_rng": self._pool_gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.pool is not None and state.get("pool") is not None:
+            self.pool.load_state_dict(state["pool"])
+        if "pool_rng" in state:
+            self._pool_gen.set_state(state["pool_rng"])
