@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from .hooks import BNStatistics
 from .models.features import Features
 from .utils import autocast
-
-if TYPE_CHECKING:
-    from .methods.base import Method
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -47,7 +42,7 @@ class Step:
     labels: torch.Tensor | None = None
 
 
-def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method: Method, phase: str,
+def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method: nn.Module, phase: str,
                  amp: str | None = None, labels: torch.Tensor | None = None) -> Step:
     """Run teacher and student on ``x`` and pack a :class:`Step`.
 

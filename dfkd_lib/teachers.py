@@ -22,7 +22,7 @@ from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, re
                          save_model)
 from .data import DatasetSpec, default_transform, get_dataset, resolve_spec
 from .hooks import batch_statistics
-from .models import build_classifier
+from .models import TorchvisionResNet, build_classifier
 from .utils import autocast, default_device, fast_mode, provenance, seed_everything
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "teachers"
@@ -189,8 +189,6 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
         FileNotFoundError: no file at ``path``. ValueError: the model is not a ``tv_resnet*``, or the weights
         are of another architecture (the message names the mismatching keys).
     """
-    from .models import TorchvisionResNet
-
     if not isinstance(model, TorchvisionResNet):
         raise ValueError("pretrained weights are torchvision ImageNet ResNets: use --arch tv_resnet18 or "
                          "tv_resnet34 (width 64) with them")

@@ -1,4 +1,4 @@
-"""Plot and widget helpers of the DFKD-FGVC chapters (dfkd_lib.viz_attention)."""
+"""Plot and widget helpers of the DFKD-FGVC chapters (dfkd_lib.viz.attention, dfkd_lib.viz.results, dfkd_lib.viz.widgets)."""
 
 import matplotlib
 
@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from dfkd_lib.data import dataset_spec  # noqa: E402
 from dfkd_lib.models.attention_generator import AttentionGenerator  # noqa: E402
 from dfkd_lib.viz import figure_png  # noqa: E402
-from dfkd_lib.viz_attention import (NO_RESULT, ablation_table, format_mean_std, paired_table,  # noqa: E402
+from dfkd_lib.viz import (NO_RESULT, ablation_table, format_mean_std, paired_table,  # noqa: E402
                                     plot_ablation, plot_block_maps, plot_similarity, similarity_stats, slider_stack_2d)
 
 
@@ -154,7 +154,7 @@ def test_paired_table_pairs_by_seed():
 
 
 def test_paired_verdict_is_one_rule_with_fixed_answers():
-    from dfkd_lib.viz_attention import paired_verdict
+    from dfkd_lib.viz import paired_verdict
 
     assert paired_verdict([5.0, 6.0]) == "no verdict (2 paired seeds, 3 needed)"
     assert paired_verdict([5.0, 6.0, 7.0]) == "beats the baseline (+6.00 ± 1.00 points, higher on 3 of 3 seeds)"
@@ -168,7 +168,7 @@ def test_photo_grids_travel_as_jpeg_in_widgets():
     import numpy as np
 
     from dfkd_lib.viz import figure_jpeg, figure_png, image_format
-    from dfkd_lib.viz_inversion import nested_stack
+    from dfkd_lib.viz import nested_stack
 
     def fig():
         f, ax = plt.subplots(figsize=(2, 2))

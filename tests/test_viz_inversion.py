@@ -13,7 +13,7 @@ from dfkd_lib.data import dataset_spec  # noqa: E402
 from dfkd_lib.models import resnet8  # noqa: E402
 from dfkd_lib.synthesizers import deep_inversion  # noqa: E402
 from dfkd_lib.viz import figure_png  # noqa: E402
-from dfkd_lib.viz_inversion import (compact_png, confidence_titles, nested_stack, plot_bn_layers, plot_inversion_terms,  # noqa: E402
+from dfkd_lib.viz import (compact_png, confidence_titles, nested_stack, plot_bn_layers, plot_inversion_terms,  # noqa: E402
                                     plot_image_rows, plot_progression, plot_student_bars, sweep_overview,
                                     teacher_confidence)
 
