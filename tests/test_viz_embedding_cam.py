@@ -70,3 +70,27 @@ def test_cam_difference_reference_values():
     assert d["mae"] == pytest.approx(255 * 1.5 / 4) and d["mse"] == pytest.approx(255 ** 2 * 1.25 / 4)
     with pytest.raises(ValueError, match="differ in shape"):
         cam_difference(a, np.zeros((2, 2, 2)))
+
+
+def test_grad_cam_memory_does_not_grow_over_100_calls():
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    model = _tiny().requires_grad_(False)
+    x = torch.randn(2, 1, 16, 16)
+    for _ in range(10):  # warm-up: allocator pools, lazy imports
+        grad_cam(model, x, [0, 1])
+    before = rss_mib()
+    for _ in range(100):
+        grad_cam(model, x, [0, 1])
+    assert rss_mib() - before < 20
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_highlight_keeps_layout_and_colours():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 5)
+    ax = plot_embedding(rng.normal(size=(15, 2)), labels, ["a", "b", "c"], highlight=[0, 2])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "c"]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 15  # the other class is drawn, in grey

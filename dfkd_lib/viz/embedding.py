@@ -111,17 +111,27 @@ def feature_scores(features: np.ndarray, labels: np.ndarray, k: int = 5, folds: 
 
 
 def plot_embedding(xy: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None, ax=None,
-                   title: str | None = None, size: float = 6.0):
-    """Seaborn scatter plot of a 2-D embedding coloured by class, with a legend of class names; returns the axes."""
+                   title: str | None = None, size: float = 6.0, highlight: Sequence[int] | None = None):
+    """Seaborn scatter plot of a 2-D embedding coloured by class, with a legend of class names; returns the axes.
+
+    ``highlight``: colour only these classes (the others are drawn in light grey underneath, so the picture keeps
+    its layout while two confusable classes stand out)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 4.0))
-    names = [class_names[int(c)] if class_names else str(int(c)) for c in labels]
-    order = [class_names[c] for c in sorted(set(int(c) for c in labels))] if class_names else None
-    sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=names, hue_order=order, s=size, linewidth=0, ax=ax,
-                    palette="tab10" if len(set(names)) <= 10 else "husl", legend="brief")
+    labels = np.asarray(labels)
+    keep = np.ones(len(labels), bool) if highlight is None else np.isin(labels, list(highlight))
+    if not keep.all():
+        ax.scatter(xy[~keep, 0], xy[~keep, 1], s=size * 0.6, c="0.85", linewidths=0)
+    names = [class_names[int(c)] if class_names else str(int(c)) for c in labels[keep]]
+    order = [class_names[c] for c in sorted(set(int(c) for c in labels[keep]))] if class_names else None
+    palette = dict(zip([class_names[c] for c in range(len(class_names))] if class_names else [],
+                       sns.color_palette("tab10" if class_names and len(class_names) <= 10 else "husl",
+                                         len(class_names) if class_names else 0))) or None
+    sns.scatterplot(x=xy[keep, 0], y=xy[keep, 1], hue=names, hue_order=order, s=size, linewidth=0, ax=ax,
+                    palette=palette, legend="brief")
     ax.set_xticks([]), ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
