@@ -58,8 +58,36 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def safe_load(path: str | os.PathLike, map_location="cpu") -> Any:
-    """``torch.load`` with ``weights_only=True``: tensors, dicts, lists and numbers only."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """``torch.load`` with ``weights_only=True``: tensors, dicts, lists and numbers only.
+
+    Raises:
+        CheckpointError: the file holds other pickled objects (code could run on loading: refused) or is not a
+        torch checkpoint at all.
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} is not a weights-only checkpoint (it pickles other objects, which could run "
+                              "code on loading): refused; save a state_dict with torch.save") from e
+    except (RuntimeError, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:120]})") from e
+
+
+def verify_sha256(path: str | os.PathLike, manifest: dict) -> None:
+    """Check a checkpoint against the sha256 its manifest records (manifests without one are not checked).
+
+    Raises:
+        CheckpointError: the file differs from the one the manifest describes.
+    """
+    want = manifest.get("sha256")
+    if want and sha256(path) != want:
+        raise CheckpointError(f"{path} does not match the sha256 in its manifest: the file was changed or replaced "
+                              "after it was saved")
 
 
 def manifest_path(path: str | os.PathLike) -> Path:

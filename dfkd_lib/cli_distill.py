@@ -12,7 +12,7 @@ def _parse_options(pairs: list[str]) -> dict:
     out = {}
     for p in pairs or []:
         if "=" not in p:
-            raise SystemExit(f"option {p!r} must look like name=value")
+            raise ValueError(f"option {p!r} must look like name=value")
         k, v = p.split("=", 1)
         try:
             out[k] = json.loads(v)

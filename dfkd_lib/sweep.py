@@ -44,12 +44,38 @@ from .utils import as_json, fast_mode
 EXECUTION_FIELDS = ("amp", "channels_last")
 
 
+SPEC_KEYS = ("name", "description", "datasets", "seeds", "common", "variants")
+
+
 def load_spec(path: str | Path) -> dict:
-    """Read and check a sweep spec; ``ValueError`` names a missing key."""
+    """Read and check a sweep spec.
+
+    Raises:
+        ValueError: a missing or unknown top-level key, or a run option (in ``common``, a variant or a dataset
+        entry) that :func:`~dfkd_lib.experiment.run_distillation` does not take, or a schedule field
+        :class:`~dfkd_lib.config.DistillConfig` does not have.
+    """
+    from dataclasses import fields
+
     spec = json.loads(Path(path).read_text())
     for key in ("name", "datasets", "seeds", "variants"):
         if key not in spec:
             raise ValueError(f"sweep spec {path} lacks {key!r}")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise ValueError(f"sweep spec {path}: unknown key(s) {', '.join(unknown)}; a spec has {', '.join(SPEC_KEYS)}")
+    allowed = set(_run_defaults()) | {"dataset", "config"}
+    config_fields = {f.name for f in fields(DistillConfig)}
+    datasets = spec["datasets"] if isinstance(spec["datasets"], dict) else {}
+    parts = {"common": spec.get("common", {}), **{f"variant {v}": o for v, o in spec["variants"].items()},
+             **{f"dataset {d}": o for d, o in datasets.items()}}
+    for where, options in parts.items():
+        bad = sorted(set(options) - allowed)
+        if bad:
+            raise ValueError(f"sweep spec {path}, {where}: unknown option(s) {', '.join(bad)}")
+        bad = sorted(set(options.get("config", {})) - config_fields)
+        if bad:
+            raise ValueError(f"sweep spec {path}, {where}: unknown config field(s) {', '.join(bad)}")
     return spec
 
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, read_manifest, safe_load,
-                         save_model)
+                         save_model, verify_sha256)
 from .data import DatasetSpec, default_transform, get_dataset, resolve_spec
 from .hooks import batch_statistics
 from .models import TorchvisionResNet, build_classifier
@@ -209,13 +209,15 @@ def load_teacher(path: str | Path, device=None) -> tuple[nn.Module, dict]:
 
     Returns ``(model, manifest)``, the model frozen (``requires_grad=False``) and in eval mode.
     Raises ``FileNotFoundError`` for a missing file or manifest and
-    :class:`~dfkd_lib.checkpoint.CheckpointError` for weights of another architecture.
+    :class:`~dfkd_lib.checkpoint.CheckpointError` for weights of another architecture, a file that does not match
+    its manifest's sha256, or one that is not a weights-only checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no teacher checkpoint at {path}; train one with `python -m dfkd_lib "
                                 f"train-teacher --out {path}`")
     m = read_manifest(path)
+    verify_sha256(path, m)
     model = build_classifier(m["architecture"], m["num_classes"], m["in_channels"], m["width"],
                              m.get("image_size", 32))
     load_state_dict_checked(model, safe_load(path), source=str(path))

@@ -22,14 +22,46 @@ def register_method(name: str):
     return deco
 
 
-def build_method(name: str, **options) -> Method:
-    """Build a registered method; ``KeyError`` lists the known names."""
+def method_options(name: str) -> dict[str, object]:
+    """The options of a registered method and their defaults (from its constructor's signature)."""
+    import inspect
+
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}")
+    return {k: p.default for k, p in inspect.signature(METHODS[name]).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "name"}
+
+
+def check_options(name: str, options: dict) -> None:
+    """Check ``options`` against the method's own before anything is built.
+
+    Raises:
+        KeyError: an unknown method. ValueError: an option the method does not have (the message lists its
+        options and names the methods that do have it), or a value of the wrong type for a numeric or boolean
+        option.
+    """
+    known = method_options(name)
+    for key, value in options.items():
+        if key not in known:
+            owners = sorted(m for m in METHODS if key in method_options(m))
+            where = f"; {key!r} is an option of {', '.join(owners)}" if owners else ""
+            raise ValueError(f"method {name!r} has no option {key!r} (its options: {', '.join(known)}){where}")
+        default = known[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"option {key!r} of {name!r} is true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"option {key!r} of {name!r} is a number, got {value!r}")
+
+
+def build_method(name: str, **options) -> Method:
+    """Build a registered method after :func:`check_options`; ``KeyError`` lists the known names."""
+    check_options(name, options)
     return METHODS[name](**options)
 
 
-__all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_method", "register_method"]
+__all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_method", "check_options", "method_options",
+           "register_method"]
 from . import dfkd_fgvc  # noqa: E402,F401  registers "dfkd-fgvc"
 from . import inversion  # noqa: E402,F401  registers "deepinversion", "adi", "zskd"
 from . import reference  # noqa: E402,F401  registers "real-kd", "real-labels"
