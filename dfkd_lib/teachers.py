@@ -103,6 +103,11 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
         ``(model, manifest)`` with the model in eval mode and ``manifest["test_accuracy"]`` in [0, 1].
     """
     device = torch.device(device) if device is not None else default_device()
+    if config.pretrained and not config.arch.startswith("tv_"):  # checked before any image is read
+        raise ValueError("pretrained weights are torchvision ImageNet ResNets: use --arch tv_resnet18 or "
+                         "tv_resnet34 (width 64) with them")
+    if config.pretrained and not Path(config.pretrained).is_file():
+        raise FileNotFoundError(f"no pretrained weights at {config.pretrained}")
     spec = resolve_spec(config.dataset, config.root, config.image_size, config.classes, progress=progress)
     seed_everything(config.seed)
     train_set = get_dataset(spec, train=True, transform=default_transform(spec, train=True))
