@@ -34,6 +34,7 @@ def _distill(args, argv) -> int:
                            generator_width=args.generator_width, nz=args.nz,
                            generator_options=_parse_options(args.generator_option), config=cfg, out=args.out,
                            checkpoint=args.checkpoint, device=args.device, root=args.root,
+                           save_weights=args.save_weights,
                            image_size=args.image_size,
                            command="python -m dfkd_lib " + " ".join(shlex.quote(a) for a in argv))
     print(f"{args.method}: student best {res['best_accuracy']:.4f}, last {res['last_accuracy']:.4f} "
@@ -86,4 +87,6 @@ def add_commands(sub) -> None:
     d.add_argument("--device", default=None)
     d.add_argument("--checkpoint", default=None, help="resumable checkpoint path")
     d.add_argument("--out", default=None, help="result JSON path")
+    d.add_argument("--save-weights", action="store_true",
+                   help="with --out, also save the final student and generator weights beside the result")
     d.set_defaults(func=_distill)

@@ -76,6 +76,7 @@ class DistillResult:
     history: list[dict] = field(default_factory=list)
     teacher_accuracy: float | None = None
     wall_s: float = 0.0
+    resumed_from_epoch: int | None = None  # the epoch a checkpoint brought the run back to, if it was interrupted
 
     @property
     def best_accuracy(self) -> float:
@@ -87,7 +88,8 @@ class DistillResult:
 
     def to_dict(self) -> dict:
         return {"history": self.history, "teacher_accuracy": self.teacher_accuracy,
-                "best_accuracy": self.best_accuracy, "last_accuracy": self.last_accuracy, "wall_s": self.wall_s}
+                "best_accuracy": self.best_accuracy, "last_accuracy": self.last_accuracy, "wall_s": self.wall_s,
+                "resumed_from_epoch": self.resumed_from_epoch}
 
 
 def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
@@ -146,6 +148,7 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         if sched is not None:
             sched.load_state_dict(st["sched"])
         result.history, start, elapsed = st["history"], st["epoch"], st["wall_s"]
+        result.resumed_from_epoch = start
         torch.set_rng_state(st["torch_rng"])
     t0 = time.time() - elapsed
     for epoch in range(start, config.epochs):
