@@ -8,7 +8,6 @@ import json
 import re
 import struct
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
