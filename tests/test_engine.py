@@ -215,3 +215,38 @@ def test_public_api_imports_without_the_book_packages():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[1] == "True"
+
+
+def _every_method():
+    from dfkd_lib.methods.inversion import make_inversion_run
+    from dfkd_lib.synthesizers import ImagePool, RealImages
+
+    def gen(method, **options):
+        return lambda: (GeneratorSynthesizer(DCGANGenerator.for_dataset(SPEC, nz=8, width=4)),
+                        build_method(method, **options))
+
+    def inv(kind):
+        return lambda: make_inversion_run(kind, SPEC, steps=2, batch_size=4)
+
+    def real(method):
+        def make():
+            synth = RealImages(SPEC)
+            synth.images, synth.labels = torch.randn(8, 1, 32, 32), torch.arange(8) % 10  # no dataset needed
+            return synth, build_method(method)
+        return make
+
+    assert ImagePool  # the pixel methods keep their batches in one
+    return {"baseline": gen("baseline"), "dfkd-fgvc": gen("dfkd-fgvc", order=2), "deepinversion": inv("deepinversion"),
+            "adi": inv("adi"), "zskd": inv("zskd"), "real-kd": real("real-kd"), "real-labels": real("real-labels")}
+
+
+@pytest.mark.parametrize("name", list(_every_method()))
+def test_every_method_leaves_the_teacher_bit_identical(tiny_loader, name):
+    t, s, _ = _parts()
+    t.train()
+    before = {k: v.clone() for k, v in t.state_dict().items()}  # weights and BN buffers
+    synth, method = _every_method()[name]()
+    distill(t, s, synth, method, tiny_loader, CFG, progress=False)
+    after = t.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before), name
