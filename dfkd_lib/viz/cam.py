@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .images import to_pixels
+
 
 def stage_block(model: nn.Module, stage: int) -> nn.Module:
     """The last residual block of stage ``stage`` (0-3) of a dfkd_lib ResNet (CIFAR-style or torchvision).
@@ -95,8 +97,6 @@ def cam_overlays(x: torch.Tensor, cams: np.ndarray, spec, weight: float = 0.5) -
     [0, 1] RGB (grey images are repeated to three channels).
     """
     from pytorch_grad_cam.utils.image import show_cam_on_image
-
-    from .images import to_pixels
 
     pixels = to_pixels(x, spec)
     if pixels.shape[-1] == 1:
