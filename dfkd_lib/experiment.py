@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_save, safe_load, sha256
-from .data import DatasetNotFoundError, DatasetSpec, dataset_spec, spec_from_manifest
+from .data import DatasetNotFoundError, dataset_spec, spec_from_manifest
 from .config import DistillConfig
 from .engine import distill, write_result
 from .methods import build_method
@@ -155,11 +155,6 @@ def _half(state: dict) -> dict:
     return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
 
 
-def result_spec(result: dict) -> DatasetSpec:
-    """The data a result was made on (its ``"data"`` record; older results: the registered spec of their dataset)."""
-    return DatasetSpec.from_dict(result["data"]) if "data" in result else dataset_spec(result["dataset"])
-
-
 def load_run_models(result_path: str | Path, device="cpu"):
     """The final student and generator of a saved run, in eval mode, as the result file describes them.
 
@@ -183,7 +178,7 @@ def load_run_models(result_path: str | Path, device="cpu"):
     if sha256(path) != res["weights"]["sha256"]:
         raise ValueError(f"{path} does not match the sha256 recorded in {result_path}")
     state = safe_load(path, map_location=device)
-    spec = result_spec(res)
+    spec = spec_from_manifest(res)  # results record "data" as teacher manifests do
     st = res["student"]
     student = build_classifier(st["architecture"], spec.num_classes, spec.in_channels, st["width"],
                                spec.image_size)

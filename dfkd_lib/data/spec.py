@@ -126,8 +126,9 @@ def select_classes(available: list[str], classes) -> tuple[str, ...]:
 
 
 def spec_from_manifest(manifest: dict) -> DatasetSpec:
-    """The :class:`DatasetSpec` a teacher was trained with (recorded under ``"data"`` by
-    :func:`~dfkd_lib.teachers.train_teacher`; manifests without it use the registered spec of their dataset)."""
+    """The :class:`DatasetSpec` a teacher was trained with, or a result was made on (both record it under
+    ``"data"``: :func:`~dfkd_lib.teachers.train_teacher`, :func:`~dfkd_lib.experiment.run_distillation`); files
+    without it use the registered spec of their ``"dataset"``."""
     if "data" in manifest:
         return DatasetSpec.from_dict(manifest["data"])
     return dataset_spec(manifest["dataset"])
