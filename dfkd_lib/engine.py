@@ -95,7 +95,7 @@ class DistillResult:
 def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
             test_loader, config: DistillConfig, *, device=None, checkpoint: str | Path | None = None,
             progress: bool = True, teacher_accuracy: float | None = None,
-            on_epoch: Callable[[dict], None] | None = None) -> DistillResult:
+            on_epoch: Callable[[dict], None] | None = None, identity: dict | None = None) -> DistillResult:
     """Distil ``teacher`` into ``student`` without real training data (Algorithm 1 of DFKD-FGVC).
 
     Args:
@@ -107,6 +107,8 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         config: schedule and optimisers.
         checkpoint: path of a training checkpoint written atomically after every epoch; when the file
             exists, the run resumes from it.
+        identity: what else defines the run beyond ``config`` (JSON-able, e.g. the method's and generator's
+            resolved options); stored in the checkpoint, and a checkpoint of another identity is refused.
         on_epoch: called with each epoch's record (for live plots).
 
     Returns:
@@ -143,6 +145,9 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         if "config" in st and st["config"] != as_json(asdict(config)):
             raise ValueError(f"checkpoint {ckpt} was written by a run with another configuration "
                              f"({st['config']}); delete it or pass the same DistillConfig")
+        if "identity" in st and st["identity"] != as_json(identity):
+            raise ValueError(f"checkpoint {ckpt} was written by another run ({st['identity']}); delete it "
+                             "or run with the same method, generator and options")
         student.load_state_dict(st["student"]), method.load_state_dict(st["method"])
         synthesizer.load_state_dict(st["synthesizer"]), opt_s.load_state_dict(st["opt_student"])
         if sched is not None:
@@ -178,7 +183,8 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
                          "synthesizer": synthesizer.state_dict(), "opt_student": opt_s.state_dict(),
                          "sched": sched.state_dict() if sched is not None else None,
                          "history": result.history, "epoch": epoch + 1, "wall_s": time.time() - t0,
-                         "torch_rng": torch.get_rng_state(), "config": as_json(asdict(config))}, ckpt)
+                         "torch_rng": torch.get_rng_state(), "config": as_json(asdict(config)),
+                         "identity": as_json(identity)}, ckpt)
         if on_epoch is not None:
             on_epoch(record)
     result.wall_s = round(time.time() - t0, 1)

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -14,12 +15,14 @@ from .checkpoint import atomic_save, safe_load, sha256
 from .data import DatasetNotFoundError, dataset_spec, spec_from_manifest
 from .config import DistillConfig
 from .engine import distill, write_result
-from .methods import build_method
-from .methods.inversion import make_inversion_run
+from .methods import build_method, check_options, method_options as method_defaults
+from .methods.inversion import ADI_ALPHA_C, INVERSION_TEMPERATURE, make_inversion_run
 from .models import build_classifier
 from .models.attention_generator import AttentionGenerator
 from .models.generators import DCGANGenerator
-from .synthesizers import GeneratorSynthesizer, RealImages
+from .synthesizers import GeneratorSynthesizer, InversionSynthesizer, RealImages, ZSKDSynthesizer
+from .synthesizers.deepinversion import deep_inversion
+from .synthesizers.zskd import zskd_synthesize
 from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
@@ -42,6 +45,63 @@ def build_generator(name: str, spec, nz: int = 256, width: int = 64, **options):
     if name not in GENERATORS:
         raise KeyError(f"unknown generator {name!r}; known generators: {', '.join(sorted(GENERATORS))}")
     return GENERATORS[name].for_dataset(spec, nz=nz, width=width, **options)
+
+
+#: Constructor arguments that are not hyper-parameters: filled from the dataset spec or the generator's
+#: ``width`` (recorded elsewhere in a result), or about display and call-backs only.
+NOT_HYPERPARAMETERS = ("self", "spec", "teacher", "student", "targets_tensor", "soft_targets", "fc_weight",
+                       "nz", "out_channels", "image_size", "channels", "mean", "std", "progress", "callback",
+                       "snapshot_every", "name")
+
+
+def _defaults(*functions) -> dict:
+    """Keyword defaults of ``functions`` in order (the first one that names a parameter wins); a class stands
+    for the ``__init__`` of each class of its MRO that defines one, followed while it passes ``**kwargs`` on."""
+    found: dict = {}
+    for f in functions:
+        inits = [c.__init__ for c in f.__mro__ if "__init__" in vars(c)] if isinstance(f, type) else [f]
+        for init in inits:
+            params = inspect.signature(init).parameters.values()
+            for p in params:
+                if p.default is not p.empty and p.name not in NOT_HYPERPARAMETERS:
+                    found.setdefault(p.name, p.default)
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+    return found
+
+
+def resolved_options(method: str = "baseline", method_options: dict | None = None, generator: str = "dcgan",
+                     generator_options: dict | None = None, fast: bool = False) -> dict:
+    """Every hyper-parameter of a run as it is actually used, defaults included, without building anything.
+
+    Returns:
+        ``{"method": {...}, "generator": {...} or None, "synthesizer": {...} or None}``: the method's options
+        (its constructor's defaults overridden by ``method_options``), the generator's (its constructor's,
+        shapes excluded: they follow the dataset and ``width``) and, for the pixel-optimisation methods, the
+        synthesiser's. Result files record it as ``"resolved"``, and a sweep counts a result as current only if
+        it matches (:func:`dfkd_lib.sweep.is_current`): a changed default makes old results stale. ``fast``:
+        as a fast-mode run uses them (at most :data:`FAST_INVERSION_STEPS` pixel-optimisation steps).
+
+    Raises:
+        KeyError: an unknown method or generator. ValueError: an option the method does not have.
+    """
+    given = dict(method_options or {})
+    if method in INVERSION_METHODS:
+        kind = {"di": "deepinversion"}.get(method, method)
+        own = {"temperature": given.pop("temperature", None), "student_steps": given.pop("student_steps", 5)}
+        own["temperature"] = INVERSION_TEMPERATURE[kind] if own["temperature"] is None else own["temperature"]
+        cls, fn = (ZSKDSynthesizer, zskd_synthesize) if kind == "zskd" else (InversionSynthesizer, deep_inversion)
+        synth = {**_defaults(cls, fn), **({"alpha_c": ADI_ALPHA_C} if kind == "adi" else {}), **given}
+        if fast:
+            synth["steps"] = min(synth["steps"], FAST_INVERSION_STEPS)
+        return {"method": own, "generator": None, "synthesizer": synth}
+    check_options(method, given)
+    resolved = {"method": {**method_defaults(method), **given}, "generator": None, "synthesizer": None}
+    if method not in REFERENCE_METHODS:
+        if generator not in GENERATORS:
+            raise KeyError(f"unknown generator {generator!r}; known generators: {', '.join(sorted(GENERATORS))}")
+        resolved["generator"] = {**_defaults(GENERATORS[generator]), **(generator_options or {})}
+    return resolved
 
 
 def fast_config(config: DistillConfig) -> DistillConfig:
@@ -111,10 +171,11 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     torch.manual_seed(config.seed)
     s_model = build_classifier(student, spec.num_classes, spec.in_channels, student_width,
                                spec.image_size).to(device)
+    resolved = resolved_options(method, method_options, generator, generator_options, fast=fast_mode())
     if method in INVERSION_METHODS:  # pixels optimised per batch into a pool, no generator
         options = dict(method_options or {})
         if fast_mode():
-            options["steps"] = min(options.get("steps", FAST_INVERSION_STEPS), FAST_INVERSION_STEPS)
+            options["steps"] = resolved["synthesizer"]["steps"]
         synth, m = make_inversion_run(method, spec, **options)
     elif method in REFERENCE_METHODS:
         synth = RealImages(spec, limit=2 * config.batch_size if fast_mode() else None)
@@ -124,7 +185,10 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         synth, m = GeneratorSynthesizer(g_model), build_method(method, **(method_options or {}))
     loader = real_test_loader(spec, limit=test_limit)
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
-                     checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"])
+                     checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"],
+                     identity={"dataset": dataset, "teacher": str(teacher_path), "student": [student, student_width],
+                               "method": method, "generator": [generator, generator_width, nz],
+                               "resolved": resolved})
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),
                                              "architecture": manifest["architecture"],
                                              "width": manifest["width"]},
@@ -132,6 +196,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
              "method": {"name": method, "options": method_options or {}},
              "generator": {"name": generator, "width": generator_width, "nz": nz,
                            "options": generator_options or {}},
+             "resolved": resolved,
              "test_images": len(loader.dataset), "data": spec.to_dict()}
     if out is not None and save_weights:
         path = weights_path(out)

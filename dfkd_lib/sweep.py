@@ -20,9 +20,9 @@ sweep is run from).
 
 ``python -m dfkd_lib sweep results/ablation.json`` runs every (variant, dataset, seed) whose result file
 ``results/ablation/VARIANT__DATASET__sSEED.json`` is missing or stale (made with another configuration than
-the spec now asks for), each written with its provenance. Runs go seed by seed, so that the variants of one
-seed finish together; a run checkpoints after every epoch (``...sSEED.state.pt``, git-ignored), so an
-interrupted sweep resumes mid-run. Several sweeps may share the work: ``--only`` and ``--dataset`` pick
+the spec now asks for, defaults included), each written with its provenance. Runs go seed by seed, so that the
+variants of one seed finish together; a run checkpoints after every epoch (``...sSEED.state.pt``, git-ignored),
+so an interrupted sweep resumes mid-run. Several sweeps may share the work: ``--only`` and ``--dataset`` pick
 their part. Readers leave stale files out: :func:`load_results` (one row per run), :func:`load_histories`
 (per-epoch records), :func:`sweep_provenance` (where each file came from), :func:`sweep_status` (what is
 missing) and :func:`summarize` (mean and spread over seeds).
@@ -118,21 +118,30 @@ def _run_defaults() -> dict:
 
 def expected_fields(run: dict) -> dict:
     """What a result file of ``run`` must record (as JSON reads it back): its schedule (``config``), student,
-    method and generator with their options; what the spec leaves out is ``run_distillation``'s default."""
+    method and generator names, and every hyper-parameter as resolved now, defaults included (``resolved``, see
+    :func:`~dfkd_lib.experiment.resolved_options`); what the spec leaves out is ``run_distillation``'s default."""
+    from .experiment import resolved_options
+
     kw = {**_run_defaults(), **run["kwargs"]}
+    fast = run["out"].name.endswith(".fast.json")
     return as_json({"config": asdict(DistillConfig(**run["config"])),
                     "student": {"architecture": kw["student"], "width": kw["student_width"]},
-                    "method": {"name": kw["method"], "options": kw["method_options"] or {}},
-                    "generator": {"name": kw["generator"], "width": kw["generator_width"], "nz": kw["nz"],
-                                  "options": kw["generator_options"] or {}}})
+                    "method": {"name": kw["method"]},
+                    "generator": {"name": kw["generator"], "width": kw["generator_width"], "nz": kw["nz"]},
+                    "resolved": resolved_options(kw["method"], kw["method_options"], kw["generator"],
+                                                 kw["generator_options"], fast=fast)})
 
 
 def is_current(run: dict, result: dict) -> bool:
     """Whether a result file was made with the configuration the spec asks for now (see
-    :func:`expected_fields`; the shrunk schedule of a fast-mode result is not compared; a schedule field the
-    file does not record, because it is older than the field, counts as that field's default)."""
+    :func:`expected_fields`): the same schedule, models and every resolved hyper-parameter, so that a changed
+    default makes the file stale. The shrunk schedule of a fast-mode result is not compared, nor are
+    :data:`EXECUTION_FIELDS`; a schedule field the file does not record, because it is older than the field,
+    counts as that field's default."""
     want = expected_fields(run)
     got = as_json({k: result.get(k) for k in want})
+    got["method"] = {"name": (result.get("method") or {}).get("name")}
+    got["generator"] = {k: (result.get("generator") or {}).get(k) for k in ("name", "width", "nz")}
     if isinstance(got.get("config"), dict):  # a file older than a config field ran with that field's default
         got["config"] = {**as_json(asdict(DistillConfig())), **got["config"]}
     if result.get("provenance", {}).get("fast_mode"):

@@ -23,7 +23,7 @@ from .checkpoint import (atomic_save, load_state_dict_checked, manifest_path, re
 from .data import DatasetSpec, default_transform, get_dataset, resolve_spec
 from .hooks import batch_statistics
 from .models import TorchvisionResNet, build_classifier
-from .utils import autocast, default_device, fast_mode, provenance, seed_everything
+from .utils import as_json, autocast, default_device, fast_mode, provenance, seed_everything
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "teachers"
 
@@ -132,6 +132,9 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
     state_path = Path(str(out) + ".state.pt") if out is not None else None
     if state_path is not None and state_path.is_file():
         st = safe_load(state_path)
+        if "config" in st and st["config"] != as_json(asdict(config)):
+            raise ValueError(f"training state {state_path} was written by a run with another configuration "
+                             f"({st['config']}); delete it or train with the same settings")
         model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"]), sched.load_state_dict(st["sched"])
         history, start_epoch, resumed_from = st["history"], st["epoch"], st["epoch"]
         t0 -= st.get("wall_s", 0.0)
@@ -160,7 +163,7 @@ def train_teacher(config: TeacherConfig, out: str | Path | None = None, device=N
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                          "history": history, "epoch": epoch + 1, "wall_s": time.time() - t0,
                          "loader_rng": gen.get_state(),
-                         "torch_rng": torch.get_rng_state()}, state_path)
+                         "torch_rng": torch.get_rng_state(), "config": as_json(asdict(config))}, state_path)
     model.eval()
     manifest = {
         "kind": "teacher",

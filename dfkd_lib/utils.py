@@ -102,8 +102,11 @@ def as_json(x):
 def provenance(command: str | None = None) -> dict:
     """What produced a result: command, git commit (and whether ``dfkd_lib/`` differed from it when the result
     was written), time, machine, library versions."""
+    from . import __version__
+
     return {
         "command": command if command is not None else " ".join(["python"] + sys.argv),
+        "dfkd_lib": __version__,
         "git_commit": git_commit(),
         "library_modified": library_modified(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -154,6 +154,14 @@ def test_saved_run_weights_load_back_and_are_checked(tmp_path, monkeypatch):
     out = tmp_path / "run.json"
     run_distillation(teacher=teacher, student="resnet8", student_width=4, generator_width=4, nz=8, out=out,
                      progress=False, save_weights=True)
+    import json
+
+    from dfkd_lib import __version__
+    from dfkd_lib.experiment import resolved_options
+
+    res = json.loads(out.read_text())  # every hyper-parameter as used, defaults included, and the library version
+    assert res["resolved"] == json.loads(json.dumps(resolved_options("baseline", None, "dcgan", None)))
+    assert res["resolved"]["method"]["alpha"] == 0.3 and res["provenance"]["dfkd_lib"] == __version__
     student, generator = load_run_models(out)
     assert not student.training and generator is not None
     assert generator(generator.sample_z(2)).shape == (2, 1, 32, 32)

@@ -71,6 +71,17 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tiny_loader, tmp_p
                 DistillConfig(**{**CFG.__dict__, "epochs": 1, "lr_student": 0.5}), checkpoint=ck, progress=False)
 
 
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_loader, tmp_path):
+    t, s, g = _parts()
+    ck, one = tmp_path / "run.pt", DistillConfig(**{**CFG.__dict__, "epochs": 1})
+    distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, one, checkpoint=ck,
+            progress=False, identity={"method": {"alpha": 0.3}})
+    t, s, g = _parts()
+    with pytest.raises(ValueError, match="written by another run"):
+        distill(t, s, GeneratorSynthesizer(g), AdversarialBNDistillation(), tiny_loader, one, checkpoint=ck,
+                progress=False, identity={"method": {"alpha": 0.5}})
+
+
 class NaNMethod(AdversarialBNDistillation):
     def student_loss(self, step):
         loss, logs = super().student_loss(step)

@@ -51,6 +51,12 @@ def _result_of(run, **change):
     return res
 
 
+def _with_resolved(res, part, **values):
+    res = json.loads(json.dumps(res))
+    res["resolved"][part].update(values)
+    return res
+
+
 def test_runs_go_seed_by_seed_and_stale_results_are_recognised(tmp_path, monkeypatch):
     monkeypatch.delenv("DFKD_FAST", raising=False)
     p = tmp_path / "s.json"
@@ -60,8 +66,8 @@ def test_runs_go_seed_by_seed_and_stale_results_are_recognised(tmp_path, monkeyp
     run = runs[1]
     assert is_current(run, _result_of(run))
     assert not is_current(run, _result_of(run, config={"epochs": 1}))  # another budget
-    assert not is_current(run, _result_of(run, method={"options": {"beta": 10, "gamma": 0}}))
-    assert not is_current(run, _result_of(run, generator={"options": {"lam": 0.0}}))
+    assert not is_current(run, _with_resolved(_result_of(run), "method", gamma=0))
+    assert not is_current(run, _with_resolved(_result_of(run), "generator", lam=0.0))
     # load_results keeps the current file and leaves the stale one out
     run["out"].parent.mkdir(parents=True)
     run["out"].write_text(json.dumps(_result_of(run)))
@@ -82,6 +88,26 @@ def test_a_file_older_than_a_config_field_counts_as_its_default(tmp_path, monkey
     changed["common"]["config"]["pool_size"] = 640  # asking for a bank: the old file is stale
     p.write_text(json.dumps(changed))
     assert not is_current(planned_runs(p)[0], old)
+
+
+def test_results_record_every_default_and_a_changed_default_makes_them_stale(tmp_path, monkeypatch):
+    from dfkd_lib.methods import METHODS
+    from dfkd_lib.methods.dfkd_fgvc import DFKDFGVC
+
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    run = planned_runs(p)[1]
+    res = _result_of(run)
+    # the spec leaves tau, alpha and the generator's SAM reduction out: the file records what they were
+    assert res["resolved"]["method"]["tau"] == 0.07 and res["resolved"]["method"]["alpha"] == 0.3
+    assert res["resolved"]["generator"]["reduction"] == 8 and res["resolved"]["synthesizer"] is None
+    assert is_current(run, res)
+    legacy = {k: v for k, v in res.items() if k != "resolved"}
+    assert not is_current(run, legacy)  # a file that does not say what it resolved to is not trusted
+    monkeypatch.setitem(METHODS, "dfkd-fgvc", functools.partial(DFKDFGVC, tau=0.5))  # a new default
+    assert not is_current(run, res)
+    assert expected_fields(run)["resolved"]["method"]["tau"] == 0.5
 
 
 def test_execution_fields_do_not_make_a_result_stale(tmp_path, monkeypatch):
@@ -224,8 +250,10 @@ def test_expected_fields_fill_in_the_defaults_of_run_distillation(tmp_path, monk
     (run,) = planned_runs(p)
     want = expected_fields(run)
     assert want["student"] == {"architecture": "resnet18", "width": 16}
-    assert want["generator"] == {"name": "dcgan", "width": 32, "nz": 128, "options": {}}
-    assert want["method"] == {"name": "baseline", "options": {}}
+    assert want["generator"] == {"name": "dcgan", "width": 32, "nz": 128}
+    assert want["method"] == {"name": "baseline"}
+    assert want["resolved"]["method"] == {"alpha": 0.3, "temperature": 1.0, "generator_steps": 20,
+                                          "student_steps": 15}
     # the defaults are read from run_distillation's signature, so a changed default moves with it
     monkeypatch.setattr(run_distillation, "__kwdefaults__", {**run_distillation.__kwdefaults__, "student_width": 8})
     assert expected_fields(run)["student"]["width"] == 8

@@ -29,6 +29,8 @@ from .base import Method, Step
 #: agrees with the teacher, 0.2 or 2 leave ``1 - JS`` where DI alone puts it (0.977 after 100 steps), 20
 #: lowers it to 0.91 while the teacher still classifies every image correctly.
 ADI_ALPHA_C = 20.0
+#: KD temperature of each kind when :func:`make_inversion_run` is given none (the papers' values, see above).
+INVERSION_TEMPERATURE = {"deepinversion": 1.0, "adi": 1.0, "zskd": 20.0}
 
 
 class KDOnSynthetic(Method):
@@ -74,19 +76,19 @@ class KDOnSynthetic(Method):
 
 
 @register_method("deepinversion")
-def deepinversion(temperature: float = 1.0, student_steps: int = 5) -> KDOnSynthetic:
+def deepinversion(temperature: float = INVERSION_TEMPERATURE["deepinversion"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of DeepInversion: :class:`KDOnSynthetic` named ``"deepinversion"``."""
     return KDOnSynthetic(temperature, student_steps, name="deepinversion")
 
 
 @register_method("adi")
-def adi(temperature: float = 1.0, student_steps: int = 5) -> KDOnSynthetic:
+def adi(temperature: float = INVERSION_TEMPERATURE["adi"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of Adaptive DeepInversion: :class:`KDOnSynthetic` named ``"adi"``."""
     return KDOnSynthetic(temperature, student_steps, name="adi")
 
 
 @register_method("zskd")
-def zskd(temperature: float = 20.0, student_steps: int = 5) -> KDOnSynthetic:
+def zskd(temperature: float = INVERSION_TEMPERATURE["zskd"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of ZSKD: :class:`KDOnSynthetic` at ``T = 20`` named ``"zskd"``."""
     return KDOnSynthetic(temperature, student_steps, name="zskd")
 
@@ -112,20 +114,21 @@ def make_inversion_run(kind: str, spec, *, temperature: float | None = None, stu
         TypeError: an unknown synthesizer option.
     """
     kind = {"di": "deepinversion"}.get(kind, kind)
+    if kind not in INVERSION_TEMPERATURE:
+        raise KeyError(f"unknown inversion method {kind!r}; known: deepinversion (di), adi, zskd")
+    temperature = INVERSION_TEMPERATURE[kind] if temperature is None else temperature
     if kind == "deepinversion":
         if synthesizer_options.get("alpha_c", 0.0) != 0.0:
             raise ValueError("DeepInversion has alpha_c = 0; use kind='adi' for the competition term")
         synth = InversionSynthesizer(spec, **synthesizer_options)
-        method = deepinversion(1.0 if temperature is None else temperature, student_steps)
+        method = deepinversion(temperature, student_steps)
     elif kind == "adi":
         synthesizer_options.setdefault("alpha_c", ADI_ALPHA_C)
         if synthesizer_options["alpha_c"] <= 0:
             raise ValueError(f"ADI needs alpha_c > 0, got {synthesizer_options['alpha_c']}")
         synth = InversionSynthesizer(spec, **synthesizer_options)
-        method = adi(1.0 if temperature is None else temperature, student_steps)
-    elif kind == "zskd":
-        synth = ZSKDSynthesizer(spec, **synthesizer_options)
-        method = zskd(20.0 if temperature is None else temperature, student_steps)
+        method = adi(temperature, student_steps)
     else:
-        raise KeyError(f"unknown inversion method {kind!r}; known: deepinversion (di), adi, zskd")
+        synth = ZSKDSynthesizer(spec, **synthesizer_options)
+        method = zskd(temperature, student_steps)
     return synth, method
