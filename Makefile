@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: book test setup data vendor-js teachers results clean lab
+.PHONY: book test browser-test setup data vendor-js teachers results clean lab
 
 book: setup data vendor-js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
@@ -15,6 +15,17 @@ book: setup data vendor-js
 # Library tests, then every chapter executed by nbmake in fast mode (DFKD_FAST=1 shrinks every run).
 test: setup data
 	DFKD_FAST=1 $(PY) -m pytest -q --nbmake tests book
+
+# The built book in headless Chromium (Debian's chromium and chromium-driver, installed where missing): every
+# page free of console errors and missing files, every widget drawn and switching its picture; screenshots in
+# _build/screenshots. Run after `make book`.
+browser-test: setup
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	else echo "browser-test needs /usr/bin/chromium and /usr/bin/chromedriver" >&2; exit 1; fi
+	$(PY) tests/browser/check_book.py _build/html --screenshots _build/screenshots
 
 setup: $(STAMP)
 
@@ -32,18 +43,21 @@ data:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	else $(PY) -c "from dfkd_lib.data import find_fashion_mnist; print(find_fashion_mnist(download=True))"; fi
 
-# JavaScript for offline static pages (widget manager, require.js, MathJax), from npm at pinned versions;
-# installed into book/_vendor (git-ignored), never committed.
+# JavaScript for offline static pages (widget manager with its fonts, require.js, MathJax), from npm at pinned
+# versions; installed into book/_vendor (git-ignored), never committed, and again when this Makefile changes.
 VENDOR_JS := book/_vendor/vendor_js
-JS_PACKAGES := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2
+HTML_MANAGER := 1.0.15
+JS_PACKAGES := @jupyter-widgets/html-manager@$(HTML_MANAGER) requirejs@2.3.8 mathjax@3.2.2
 
 vendor-js: $(VENDOR_JS)/.done
 
-$(VENDOR_JS)/.done:
+$(VENDOR_JS)/.done: Makefile
 	rm -rf build/npm && mkdir -p $(VENDOR_JS) build/npm
 	cd build/npm && npm pack --silent $(JS_PACKAGES) >/dev/null
-	tar -xzf build/npm/jupyter-widgets-html-manager-1.0.15.tgz -C build/npm package/dist/embed-amd.js
-	mv build/npm/package/dist/embed-amd.js $(VENDOR_JS)/embed-amd.js
+	tar -xzf build/npm/jupyter-widgets-html-manager-$(HTML_MANAGER).tgz -C build/npm --wildcards \
+	  package/dist/embed-amd.js 'package/dist/*.woff2' 'package/dist/*.woff' 'package/dist/*.ttf' \
+	  'package/dist/*.eot' 'package/dist/*.svg'
+	mv build/npm/package/dist/* $(VENDOR_JS)/
 	tar -xzf build/npm/requirejs-2.3.8.tgz -C build/npm package/require.js
 	mv build/npm/package/require.js $(VENDOR_JS)/require.js
 	tar -xzf build/npm/mathjax-3.2.2.tgz -C build/npm package/es5/tex-svg.js
