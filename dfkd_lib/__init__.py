@@ -12,12 +12,15 @@ runs                          :func:`run_distillation` (a run from names), :func
                               :func:`distill` (the one loop, Algorithm 1 of DFKD-FGVC), :class:`DistillConfig`
 methods                       :func:`build_method`, :data:`METHODS`, :class:`Method`, :class:`Step`
 synthesisers                  :class:`GeneratorSynthesizer`, :class:`InversionSynthesizer` (DeepInversion, ADI),
-                              :class:`ZSKDSynthesizer`, :class:`RealImages`, :class:`ImagePool`, :func:`deep_inversion`
-losses                        :func:`kd_loss`, :func:`mhad_loss`, :func:`sfcl_loss`, :func:`total_variation`,
+                              :class:`ZSKDSynthesizer`, :class:`RealImages`, :class:`ImagePool`, :func:`deep_inversion`,
+                              :func:`train_generator_bn`
+losses                        :func:`kd_loss`, :func:`mhad_loss`, :func:`sfcl_loss`, :func:`sfcl_logits`, :class:`Projector`,
+                              :func:`total_variation`,
                               :func:`l2_prior`, :func:`js_divergence`, :func:`competition_loss`, :class:`BNStatistics`
 models                        :func:`build_classifier`, :func:`build_generator`, :class:`Features`
 data and teachers             :func:`get_dataset`, :func:`resolve_spec`, :class:`DatasetSpec`, :func:`load_teacher`,
                               :func:`train_teacher`, :func:`load_or_train_teacher`, :func:`evaluate`
+helpers                       :func:`eval_mode`, :func:`seed_everything`
 ============================  =======================================================================
 
 Plots and widgets (:mod:`dfkd_lib.viz`) and results tables (:mod:`dfkd_lib.sweep`) need the book's packages
@@ -28,12 +31,14 @@ from .data import DatasetSpec, dataset_spec, get_dataset, resolve_spec
 from .engine import distill
 from .experiment import build_generator, load_run_models, run_distillation
 from .hooks import BNStatistics
-from .losses import competition_loss, js_divergence, kd_loss, l2_prior, mhad_loss, sfcl_loss, total_variation
+from .losses import (Projector, competition_loss, js_divergence, kd_loss, l2_prior, mhad_loss, sfcl_logits, sfcl_loss,
+                     total_variation)
 from .methods import METHODS, Method, Step, build_method
 from .models import Features, build_classifier
 from .synthesizers import (GeneratorSynthesizer, ImagePool, InversionSynthesizer, RealImages, ZSKDSynthesizer,
-                           deep_inversion)
+                           deep_inversion, train_generator_bn)
 from .teachers import evaluate, load_or_train_teacher, load_teacher, train_teacher
+from .utils import eval_mode, seed_everything
 
 __version__ = "0.1.0"
 __all__ = ["DistillConfig", "DatasetSpec", "dataset_spec", "get_dataset", "resolve_spec", "distill",
@@ -41,4 +46,5 @@ __all__ = ["DistillConfig", "DatasetSpec", "dataset_spec", "get_dataset", "resol
            "js_divergence", "kd_loss", "l2_prior", "mhad_loss", "sfcl_loss", "total_variation", "METHODS", "Method",
            "Step", "build_method", "Features", "build_classifier", "GeneratorSynthesizer", "ImagePool",
            "InversionSynthesizer", "RealImages", "ZSKDSynthesizer", "deep_inversion", "evaluate",
-           "load_or_train_teacher", "load_teacher", "train_teacher"]
+           "load_or_train_teacher", "load_teacher", "train_teacher", "Projector", "sfcl_logits",
+           "train_generator_bn", "eval_mode", "seed_everything"]

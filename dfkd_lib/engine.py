@@ -95,7 +95,8 @@ class DistillResult:
 def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
             test_loader, config: DistillConfig, *, device=None, checkpoint: str | Path | None = None,
             progress: bool = True, teacher_accuracy: float | None = None,
-            on_epoch: Callable[[dict], None] | None = None, identity: dict | None = None) -> DistillResult:
+            on_epoch: Callable[[dict], None] | None = None, identity: dict | None = None,
+            on_student_step: Callable[[int], None] | None = None) -> DistillResult:
     """Distil ``teacher`` into ``student`` without real training data (Algorithm 1 of DFKD-FGVC).
 
     Args:
@@ -110,6 +111,8 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         identity: what else defines the run beyond ``config`` (JSON-able, e.g. the method's and generator's
             resolved options); stored in the checkpoint, and a checkpoint of another identity is refused.
         on_epoch: called with each epoch's record (for live plots).
+        on_student_step: called before each student step with the number of student steps done so far
+            (0, 1, ...; counted from the start of the run, also after a resume), e.g. to take snapshots.
 
     Returns:
         :class:`DistillResult`.
@@ -156,6 +159,7 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
         result.resumed_from_epoch = start
         torch.set_rng_state(st["torch_rng"])
     t0 = time.time() - elapsed
+    done = start * config.iterations_per_epoch * k_steps  # student steps so far
     for epoch in range(start, config.epochs):
         sums: dict[str, float] = {}
         bar = tqdm(range(config.iterations_per_epoch), desc=f"{method.name} epoch {epoch + 1}/{config.epochs}",
@@ -165,6 +169,9 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
                 for k, v in synthesizer.synthesis_step(teacher, student, method, config).items():
                     sums["G/" + k] = sums.get("G/" + k, 0.0) + v / t_steps
             for _ in range(k_steps):
+                if on_student_step is not None:
+                    on_student_step(done)
+                done += 1
                 logs = student_step(teacher, student, synthesizer, method, opt_s, config)
                 for k, v in logs.items():
                     sums["S/" + k] = sums.get("S/" + k, 0.0) + v / k_steps

@@ -120,6 +120,22 @@ def provenance(command: str | None = None) -> dict:
     }
 
 
+@contextlib.contextmanager
+def eval_mode(*modules: torch.nn.Module | None):
+    """Put ``modules`` (``None`` ignored) in eval mode inside the block and give every submodule back the
+    train/eval mode it had, also when the block raises; parameters and gradients are untouched (see
+    :func:`dfkd_lib.synthesizers.pixels.frozen` for a block that also stops gradients into the weights)."""
+    modes = [(m, m.training) for module in modules if module is not None for m in module.modules()]
+    for module in modules:
+        if module is not None:
+            module.eval()
+    try:
+        yield modules[0] if len(modules) == 1 else modules
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def autocast(device: torch.device, amp: str | None):
     """``torch.autocast`` for ``amp="bf16"``, a no-op context for ``None``."""
     if amp is None:

@@ -5,7 +5,7 @@
 ``priors``         :func:`total_variation`, :func:`l2_prior` (DeepInversion's image priors)
 ``js``             :func:`js_divergence`, :func:`competition_loss` (ADI's 1 - JS)
 ``mhad``           :func:`mhad_loss` (DFKD-FGVC Eq. 7)
-``sfcl``           :func:`sfcl_loss`, :class:`Projector` (DFKD-FGVC Eq. 8-9)
+``sfcl``           :func:`sfcl_loss`, :func:`sfcl_logits`, :class:`Projector` (DFKD-FGVC Eq. 8-9)
 =================  =====================================================================================
 
 The BN-statistics loss (DFKD-FGVC Eq. 3) needs forward hooks and lives in :mod:`dfkd_lib.hooks`.
@@ -14,7 +14,7 @@ from .js import competition_loss, js_divergence
 from .kd import kd_loss
 from .mhad import mhad_loss
 from .priors import l2_prior, total_variation
-from .sfcl import Projector, sfcl_loss
+from .sfcl import Projector, sfcl_logits, sfcl_loss
 
 __all__ = ["kd_loss", "total_variation", "l2_prior", "js_divergence", "competition_loss", "mhad_loss",
-           "sfcl_loss", "Projector"]
+           "sfcl_loss", "sfcl_logits", "Projector"]

@@ -5,8 +5,11 @@ import torch
 from torch import nn
 
 from ..config import DistillConfig
+from ..hooks import BNStatistics
 from ..step import check_finite, forward_step
+from ..utils import autocast
 from .base import Synthesizer
+from .pixels import frozen
 from .pool import ImagePool
 
 
@@ -85,3 +88,43 @@ class GeneratorSynthesizer(Synthesizer):
             self.pool.load_state_dict(state["pool"])
         if "pool_rng" in state:
             self._pool_gen.set_state(state["pool_rng"])
+
+
+def train_generator_bn(generator: nn.Module, teacher: nn.Module, steps: int, batch_size: int = 32,
+                       lr: float | None = None, betas: tuple[float, float] | None = None,
+                       noise: torch.Generator | None = None, amp: str | None = None) -> list[float]:
+    """Fit a generator to the teacher's BN statistics alone (DFKD-FGVC Eq. 3; no student, no adversary).
+
+    ``steps`` Adam steps, each on ``G(z)`` for a fresh ``z ~ N(0, I)`` of ``(batch_size, generator.nz)`` drawn on
+    the CPU from ``noise`` (default: torch's global generator) and moved to the generator's device. The teacher is
+    frozen in eval mode meanwhile (its BN running statistics are the target) and given back as it was.
+
+    Args:
+        lr, betas: Adam's; default the generator optimiser of :class:`~dfkd_lib.config.DistillConfig`.
+        amp: ``"bf16"`` or ``None`` (fp32) for the teacher's forward.
+
+    Returns:
+        The BN loss of each step (floats); the generator is left in eval mode.
+
+    Raises:
+        NoBatchNormError: a teacher without BatchNorm. NonFiniteLossError: the loss became NaN/inf.
+    """
+    defaults = DistillConfig()
+    device = next(generator.parameters()).device
+    opt = torch.optim.Adam(generator.parameters(), lr=defaults.lr_generator if lr is None else lr,
+                           betas=defaults.betas if betas is None else betas)
+    generator.train()
+    losses = []
+    with frozen(teacher):
+        for _ in range(steps):
+            x = generator(torch.randn(batch_size, generator.nz, generator=noise).to(device))
+            with autocast(device, amp), BNStatistics(teacher) as bn:
+                teacher(x)
+            loss = bn.loss()
+            check_finite(loss, "generator")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    generator.eval()
+    return losses

@@ -19,7 +19,7 @@ from ..config import DistillConfig
 from ..data import DatasetSpec, default_transform, dataset_spec, get_dataset
 from .base import Synthesizer
 
-__all__ = ["RealImages"]
+__all__ = ["RealImages", "FixedImages"]
 
 
 class RealImages(Synthesizer):
@@ -71,3 +71,23 @@ class RealImages(Synthesizer):
 
     def load_state_dict(self, state: dict) -> None:
         self._gen.set_state(state["sample_rng"])
+
+
+class FixedImages(RealImages):
+    """A fixed tensor of images ``(M, C, H, W)`` as the synthesiser, e.g. a pool a generator made once: uniform
+    batches ``(n, C, H, W)`` of it, without labels, and nothing synthesised. For experiments that hold the
+    student's images fixed while the loss changes.
+
+    Raises:
+        ValueError: ``images`` is not a non-empty 4-D tensor.
+    """
+
+    def __init__(self, images: torch.Tensor):
+        if images.dim() != 4 or len(images) == 0:
+            raise ValueError(f"FixedImages expects a non-empty (M, C, H, W) tensor, got {tuple(images.shape)}")
+        super().__init__(dataset="fixed")
+        self.images = images.detach()
+
+    def sample(self, n: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.images), (n,), generator=self._gen)
+        return self.images[idx].to(self.device)

@@ -17,7 +17,7 @@ from .results import (NO_RESULT, format_mean_std, ablation_table, paired_verdict
                       paired_table, plot_ablation, plot_student_bars, sweep_overview, plot_accuracy,
                       plot_confusion)
 from .inversion import teacher_confidence, confidence_titles, plot_bn_layers, plot_inversion_terms
-from .attention import plot_block_maps, similarity_stats, plot_similarity
+from .attention import plot_block_maps, similarity_stats, plot_similarity, plot_sfcl_softmax
 from .embedding import extract_features, feature_scores, plot_embedding, tsne
 from .cam import cam_difference, cam_overlays, grad_cam, stage_block
 
@@ -26,5 +26,5 @@ __all__ = ["to_pixels", "show_images", "figure_png", "figure_jpeg", "image_forma
            "format_mean_std", "ablation_table", "paired_verdict", "paired_differences", "paired_table",
            "plot_ablation", "plot_student_bars", "sweep_overview", "plot_accuracy", "plot_confusion",
            "teacher_confidence", "confidence_titles", "plot_bn_layers", "plot_inversion_terms", "plot_block_maps",
-           "similarity_stats", "plot_similarity", "extract_features", "feature_scores", "plot_embedding", "tsne",
+           "similarity_stats", "plot_similarity", "plot_sfcl_softmax", "extract_features", "feature_scores", "plot_embedding", "tsne",
            "cam_difference", "cam_overlays", "grad_cam", "stage_block"]

@@ -105,3 +105,26 @@ def plot_similarity(sim: torch.Tensor, ax=None, title: str | None = None, vmin: 
     ax.set_xlabel("student k", fontsize=8)
     ax.set_ylabel("teacher i", fontsize=8)
     return ax
+
+
+def plot_sfcl_softmax(z_teacher: torch.Tensor, z_student: torch.Tensor, tau: float, ax=None, annotate: bool = False,
+                      title: str | None = None):
+    """The row softmax of the SFCL logits (:func:`~dfkd_lib.losses.sfcl_logits`, Eq. 9) as a heat map ``(N, 2N)``:
+    left of the black line the teacher negatives, right of it the student vectors with the positives (framed)
+    on their diagonal; the loss is small when each row's weight sits on its positive. Returns the axes."""
+    import seaborn as sns
+
+    from ..losses import sfcl_logits
+
+    probs = torch.softmax(sfcl_logits(z_teacher.detach().float(), z_student.detach().float(), tau), 1).cpu()
+    n = probs.shape[0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    sns.heatmap(probs.numpy(), ax=ax, cmap="Greens", vmin=0, vmax=1, cbar=False, annot=annotate, fmt=".2f",
+                annot_kws={"fontsize": 6}, xticklabels=annotate, yticklabels=annotate)
+    ax.axvline(n, c="k", lw=1.5)
+    for i in range(n):
+        ax.add_patch(plt.Rectangle((n + i, i), 1, 1, fill=False, ec="k", lw=1 if n > 8 else 1.5))
+    ax.set_title(title or f"row softmax at tau = {tau} (anchor masked; positives framed)", fontsize=8)
+    ax.set_xlabel("k: teacher negatives | student vectors", fontsize=8)
+    return ax
