@@ -7,6 +7,8 @@ import sys
 
 from . import teachers
 
+TEACHER = teachers.TeacherConfig()  # the defaults of train-teacher's flags
+
 
 def _command_line(argv) -> str:
     return "python -m dfkd_lib " + " ".join(shlex.quote(a) for a in argv)
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-teacher", help="train a teacher on real data and save state_dict + manifest")
-    t.add_argument("--dataset", default="fashion-mnist")
+    t.add_argument("--dataset", default=TEACHER.dataset)
     t.add_argument("--root", default=None, help="dataset folder (default: search the known places)")
     t.add_argument("--image-size", type=int, default=None,
                    help="RGB datasets: image side in px (default 64; the paper uses 224)")
@@ -41,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder/cub200: only these classes, comma-separated names or patterns, e.g. '*_Warbler'")
     t.add_argument("--pretrained", default=None,
                    help="torchvision ImageNet weights on disk for --arch tv_resnet18/tv_resnet34")
-    t.add_argument("--arch", default="resnet34")
-    t.add_argument("--width", type=int, default=16)
-    t.add_argument("--epochs", type=int, default=12)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=0.1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--amp", choices=["bf16", "none"], default="bf16")
+    t.add_argument("--arch", default=TEACHER.arch)
+    t.add_argument("--width", type=int, default=TEACHER.width)
+    t.add_argument("--epochs", type=int, default=TEACHER.epochs)
+    t.add_argument("--batch-size", type=int, default=TEACHER.batch_size)
+    t.add_argument("--lr", type=float, default=TEACHER.lr)
+    t.add_argument("--seed", type=int, default=TEACHER.seed)
+    t.add_argument("--amp", choices=["bf16", "none"], default=TEACHER.amp or "none")
     t.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     t.add_argument("--device", default=None)
     t.add_argument("--out", default=None, help="checkpoint path (default: dfkd_lib/assets/teachers/...)")

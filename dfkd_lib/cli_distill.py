@@ -1,10 +1,20 @@
 """``python -m dfkd_lib distill``: one data-free distillation run, written to a result JSON."""
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 
 from .config import DistillConfig
+
+BOOK = DistillConfig.book()  # the command's schedule defaults
+
+
+def _run_default(name: str):
+    """A keyword default of :func:`~dfkd_lib.experiment.run_distillation` (each default is stated there once)."""
+    from .experiment import run_distillation
+
+    return inspect.signature(run_distillation).parameters[name].default
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -24,10 +34,11 @@ def _parse_options(pairs: list[str]) -> dict:
 def _distill(args, argv) -> int:
     from .experiment import run_distillation
 
-    cfg = DistillConfig(epochs=args.epochs, iterations_per_epoch=args.iterations, batch_size=args.batch_size,
-                        lr_generator=args.lr_generator, lr_student=args.lr_student, seed=args.seed,
-                        amp=None if args.amp == "none" else args.amp, generator_steps=args.t,
-                        student_steps=args.k)
+    given = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "batch_size": args.batch_size,
+             "lr_generator": args.lr_generator, "lr_student": args.lr_student, "seed": args.seed,
+             "generator_steps": args.t, "student_steps": args.k, "pool_size": args.pool_size}
+    base = DistillConfig.book if args.schedule == "book" else DistillConfig
+    cfg = base(amp=None if args.amp == "none" else args.amp, **{k: v for k, v in given.items() if v is not None})
     res = run_distillation(args.dataset, teacher=args.teacher, student=args.student,
                            student_width=args.student_width, method=args.method,
                            method_options=_parse_options(args.option), generator=args.generator,
@@ -62,27 +73,33 @@ def add_commands(sub) -> None:
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")
-    d.add_argument("--dataset", default="fashion-mnist")
+    d.add_argument("--dataset", default=_run_default("dataset"))
     d.add_argument("--teacher", default=None, help="teacher checkpoint (default: the shipped one)")
     d.add_argument("--root", default=None, help="dataset folder (default: the one the teacher was trained from)")
     d.add_argument("--image-size", type=int, default=None, help="image side in px (must be the teacher's)")
-    d.add_argument("--student", default="resnet18")
-    d.add_argument("--student-width", type=int, default=16)
-    d.add_argument("--method", default="baseline")
+    d.add_argument("--student", default=_run_default("student"))
+    d.add_argument("--student-width", type=int, default=_run_default("student_width"))
+    d.add_argument("--method", default=_run_default("method"))
     d.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="method option, e.g. --option alpha=0.3 (repeatable)")
-    d.add_argument("--generator", default="dcgan")
-    d.add_argument("--generator-width", type=int, default=32)
+    d.add_argument("--generator", default=_run_default("generator"))
+    d.add_argument("--generator-width", type=int, default=_run_default("generator_width"))
     d.add_argument("--generator-option", action="append", default=[], metavar="NAME=VALUE")
-    d.add_argument("--nz", type=int, default=128)
-    d.add_argument("--epochs", type=int, default=10)
-    d.add_argument("--iterations", type=int, default=10, help="Algorithm 1 iterations per epoch")
-    d.add_argument("--t", type=int, default=None, help="generator steps per iteration (default: the method's)")
-    d.add_argument("--k", type=int, default=None, help="student steps per iteration (default: the method's)")
-    d.add_argument("--batch-size", type=int, default=64)
-    d.add_argument("--lr-generator", type=float, default=1e-3)
-    d.add_argument("--lr-student", type=float, default=1e-2)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--nz", type=int, default=_run_default("nz"))
+    d.add_argument("--schedule", choices=["book", "paper"], default="book",
+                   help=f"defaults of the flags below: book = {BOOK.epochs} epochs x {BOOK.iterations_per_epoch} "
+                        f"iterations of t={BOOK.generator_steps}, k={BOOK.student_steps} with a bank of "
+                        f"{BOOK.pool_size} images (dfkd_lib.config.BOOK_SCHEDULE); paper = DistillConfig's "
+                        "(200 x 50 iterations of the method's t and k, no bank)")
+    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--iterations", type=int, default=None, help="Algorithm 1 iterations per epoch")
+    d.add_argument("--t", type=int, default=None, help="generator steps per iteration")
+    d.add_argument("--k", type=int, default=None, help="student steps per iteration")
+    d.add_argument("--pool-size", type=int, default=None, help="images in the memory bank (0: none)")
+    d.add_argument("--batch-size", type=int, default=None)
+    d.add_argument("--lr-generator", type=float, default=None)
+    d.add_argument("--lr-student", type=float, default=None)
+    d.add_argument("--seed", type=int, default=None)
     d.add_argument("--amp", choices=["bf16", "none"], default="none")
     d.add_argument("--device", default=None)
     d.add_argument("--checkpoint", default=None, help="resumable checkpoint path")

@@ -1,7 +1,7 @@
 """The schedule and optimisers of a distillation run: :class:`DistillConfig`, each default stated once here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -59,3 +59,15 @@ class DistillConfig:
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ValueError(f"{name} must be >= 0 or None, got {v}")
+
+    @classmethod
+    def book(cls, **changes) -> "DistillConfig":
+        """The book's CPU schedule (:data:`BOOK_SCHEDULE`), with ``changes`` on top; the class defaults are the
+        paper's schedule (200 epochs x 50 iterations of the method's ``t`` and ``k``)."""
+        return replace(cls(**BOOK_SCHEDULE), **changes)
+
+
+#: The schedule the book's results and the ``distill`` command use: 10 epochs x 20 iterations of t = 5 generator
+#: and k = 10 student steps of 64 images, student batches from a bank of the 640 most recent synthetic images
+#: (1,000 generator and 2,000 student steps; DFKD-FGVC's Algorithm 1 with CMI's memory bank).
+BOOK_SCHEDULE = dict(epochs=10, iterations_per_epoch=20, generator_steps=5, student_steps=10, pool_size=640)
