@@ -40,7 +40,7 @@ from .synthesizers import (GeneratorSynthesizer, ImagePool, InversionSynthesizer
 from .teachers import evaluate, load_or_train_teacher, load_teacher, train_teacher
 from .utils import eval_mode, seed_everything
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["DistillConfig", "DatasetSpec", "dataset_spec", "get_dataset", "resolve_spec", "distill",
            "build_generator", "load_run_models", "run_distillation", "BNStatistics", "competition_loss",
            "js_divergence", "kd_loss", "l2_prior", "mhad_loss", "sfcl_loss", "total_variation", "METHODS", "Method",

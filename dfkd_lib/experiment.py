@@ -17,9 +17,7 @@ from .config import DistillConfig
 from .engine import distill, write_result
 from .methods import build_method, check_options, method_options as method_defaults
 from .methods.inversion import ADI_ALPHA_C, INVERSION_TEMPERATURE, make_inversion_run
-from .models import build_classifier
-from .models.attention_generator import AttentionGenerator
-from .models.generators import DCGANGenerator
+from .models import GENERATORS, build_classifier, build_generator, register_generator  # noqa: F401 (re-exported)
 from .synthesizers import GeneratorSynthesizer, InversionSynthesizer, RealImages, ZSKDSynthesizer
 from .synthesizers.deepinversion import deep_inversion
 from .synthesizers.zskd import zskd_synthesize
@@ -31,20 +29,7 @@ from .utils import default_device, fast_mode
 INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
 #: Reference runs on real training images (:mod:`dfkd_lib.synthesizers.real`): upper bounds, not data-free.
 REFERENCE_METHODS = ("real-kd", "real-labels")
-GENERATORS = {"dcgan": DCGANGenerator, "attention": AttentionGenerator}
 FAST_INVERSION_STEPS = 3
-
-
-def register_generator(name: str, cls) -> None:
-    """Make a generator class (with a ``for_dataset(spec, nz, width, **options)`` constructor) available by name."""
-    GENERATORS[name] = cls
-
-
-def build_generator(name: str, spec, nz: int = 256, width: int = 64, **options):
-    """Build a registered generator for a dataset spec; ``KeyError`` lists the known names."""
-    if name not in GENERATORS:
-        raise KeyError(f"unknown generator {name!r}; known generators: {', '.join(sorted(GENERATORS))}")
-    return GENERATORS[name].for_dataset(spec, nz=nz, width=width, **options)
 
 
 #: Constructor arguments that are not hyper-parameters: filled from the dataset spec or the generator's
@@ -98,8 +83,6 @@ def resolved_options(method: str = "baseline", method_options: dict | None = Non
     check_options(method, given)
     resolved = {"method": {**method_defaults(method), **given}, "generator": None, "synthesizer": None}
     if method not in REFERENCE_METHODS:
-        if generator not in GENERATORS:
-            raise KeyError(f"unknown generator {generator!r}; known generators: {', '.join(sorted(GENERATORS))}")
         resolved["generator"] = {**_defaults(GENERATORS[generator]), **(generator_options or {})}
     return resolved
 

@@ -102,7 +102,7 @@ def as_json(x):
 def provenance(command: str | None = None) -> dict:
     """What produced a result: command, git commit (and whether ``dfkd_lib/`` differed from it when the result
     was written), time, machine, library versions."""
-    from . import __version__
+    from .version import __version__
 
     return {
         "command": command if command is not None else " ".join(["python"] + sys.argv),

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.mlp import two_hidden_layer_mlp
+
 
 class Projector(nn.Module):
     """The SFCL projector ``C``: an MLP with two hidden layers, ``(N, in_dim) -> (N, out_dim)``.
@@ -33,12 +35,8 @@ class Projector(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
         super().__init__()
-        if min(in_dim, hidden_dim, out_dim) < 1:
-            raise ValueError(f"sizes must be >= 1, got {in_dim}, {hidden_dim}, {out_dim}")
         self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden_dim, out_dim))
+        self.net = two_hidden_layer_mlp(in_dim, hidden_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_dim:

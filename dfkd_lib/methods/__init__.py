@@ -4,30 +4,19 @@
 """
 from __future__ import annotations
 
-from typing import Callable
-
+from ..registry import Registry
 from .base import Method, Step
 from .baseline import AdversarialBNDistillation
 
-METHODS: dict[str, Callable[..., Method]] = {
-    "baseline": AdversarialBNDistillation,
-}
-
-
-def register_method(name: str):
-    """Decorator adding a :class:`Method` class to the registry under ``name``."""
-    def deco(cls):
-        METHODS[name] = cls
-        return cls
-    return deco
+METHODS: Registry = Registry("method", {"baseline": AdversarialBNDistillation})
+#: Decorator adding a :class:`Method` class (or factory) to :data:`METHODS` under a name.
+register_method = METHODS.register
 
 
 def method_options(name: str) -> dict[str, object]:
     """The options of a registered method and their defaults (from its constructor's signature)."""
     import inspect
 
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))}")
     return {k: p.default for k, p in inspect.signature(METHODS[name]).parameters.items()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "name"}
 

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mlp import two_hidden_layer_mlp
+
 SOFTMAX_DIMS = ("spatial", "channel")
 
 
@@ -189,8 +191,9 @@ class Adapter(nn.Module):
     * ``penultimate=False`` (default): a bias-free 1x1 convolution, ``(N, C_s, H, W) -> (N, C_t, H, W)``,
       for stage feature maps.
     * ``penultimate=True``: an MLP with two hidden layers for pooled vectors of heterogeneous students
-      (WRN, MobileNetV2), ``(N, D_s) -> (N, D_t)``:
-      ``Linear(D_s, h) - ReLU - Linear(h, h) - ReLU - Linear(h, D_t)``, ``h = hidden`` (default ``D_t``).
+      (WRN, MobileNetV2), ``(N, D_s) -> (N, D_t)``: the MLP of SFCL's projector
+      (:func:`~dfkd_lib.models.mlp.two_hidden_layer_mlp`), ``Linear(D_s, h) - ReLU - Linear(h, h) - ReLU -
+      Linear(h, D_t)``, ``h = hidden`` (default ``D_t``).
       The output is linear (any real value); the input may also be ``(N, D_s, 1, 1)``, which is flattened.
 
     Args:
@@ -209,9 +212,7 @@ class Adapter(nn.Module):
             raise ValueError(f"sizes must be >= 1, got in={in_channels}, out={out_channels}, hidden={hidden}")
         self.in_channels, self.out_channels, self.penultimate = in_channels, out_channels, penultimate
         if penultimate:
-            h = hidden or out_channels
-            self.net = nn.Sequential(nn.Linear(in_channels, h), nn.ReLU(inplace=True), nn.Linear(h, h),
-                                     nn.ReLU(inplace=True), nn.Linear(h, out_channels))
+            self.net = two_hidden_layer_mlp(in_channels, hidden or out_channels, out_channels)
         else:
             self.net = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
