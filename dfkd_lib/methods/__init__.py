@@ -54,3 +54,6 @@ __all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_meth
 from . import dfkd_fgvc  # noqa: E402,F401  registers "dfkd-fgvc"
 from . import inversion  # noqa: E402,F401  registers "deepinversion", "adi", "zskd"
 from . import reference  # noqa: E402,F401  registers "real-kd", "real-labels"
+from . import dfad  # noqa: E402,F401  registers "dfad"
+from . import dafl  # noqa: E402,F401  registers "dafl"
+from . import zskt  # noqa: E402,F401  registers "zskt"

@@ -1,0 +1,78 @@
+"""DFAD, DAFL and ZSKT: their losses against hand computations on small tensors, and one short run each."""
+import math
+
+import pytest
+import torch
+
+from dfkd_lib.losses.at import attention_transfer_loss, spatial_attention
+from dfkd_lib.methods import build_method
+from dfkd_lib.methods.dafl import dafl_generator_terms
+from dfkd_lib.models.features import Features
+from dfkd_lib.step import Step
+
+
+def _step(t_logits, s_logits, t_pen=None, t_stages=(), s_stages=()):
+    t_feats = Features(list(t_stages), t_pen if t_pen is not None else torch.zeros(len(t_logits), 1))
+    return Step(torch.zeros(len(t_logits), 1, 2, 2), torch.tensor(t_logits), t_feats, torch.tensor(s_logits),
+                Features(list(s_stages), torch.zeros(len(s_logits), 1)), None, "student")
+
+
+def test_dfad_is_the_mean_absolute_logit_difference_with_opposite_signs():
+    step = _step([[1.0, 2.0], [0.0, -1.0]], [[0.0, 2.5], [1.0, -1.0]])  # |1|, |0.5|, |1|, |0| -> mean 0.625
+    m = build_method("dfad")
+    assert m.student_loss(step)[0].item() == pytest.approx(0.625)
+    assert m.generator_loss(step)[0].item() == pytest.approx(-0.625)
+    assert (m.generator_steps, m.student_steps, m.uses_bn) == (1, 5, False)
+
+
+def test_dafl_generator_terms_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    pen = torch.tensor([[1.0, -3.0], [0.5, 0.5]])
+    terms = dafl_generator_terms(logits, pen)
+    p0 = [math.exp(2) / (math.exp(2) + 1), 1 / (math.exp(2) + 1)]       # softmax of row 0
+    p1 = [1 / (1 + math.e), math.e / (1 + math.e)]                       # softmax of row 1
+    oh = -(math.log(p0[0]) + math.log(p1[1])) / 2                          # CE against each row's own argmax
+    mean_p = [(p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2]
+    assert terms["L_oh"].item() == pytest.approx(oh)
+    assert terms["L_a"].item() == pytest.approx(-(1 + 3 + 0.5 + 0.5) / 4)
+    assert terms["L_ie"].item() == pytest.approx(sum(q * math.log10(q) for q in mean_p))
+    step = _step(logits.tolist(), [[0.0, 0.0], [0.0, 0.0]], t_pen=pen)
+    loss, logs = build_method("dafl").generator_loss(step)
+    assert loss.item() == pytest.approx(oh + 0.1 * logs["L_a"] + 5 * logs["L_ie"])
+
+
+def test_attention_transfer_by_hand_and_zskt_losses():
+    a = torch.zeros(1, 2, 1, 2)
+    a[0, :, 0, 0] = torch.tensor([1.0, 1.0])          # energy only at position 0: f = (1, 0)
+    b = torch.zeros(1, 3, 1, 2)
+    b[0, :, 0, 1] = torch.tensor([2.0, 0.0, 0.0])     # energy only at position 1: f = (0, 1)
+    assert torch.allclose(spatial_attention(a), torch.tensor([[1.0, 0.0]]))
+    assert attention_transfer_loss([a], [b]).item() == pytest.approx((1 + 1) / 2)   # mean of (1, -1)^2
+    assert attention_transfer_loss([a], [a]).item() == 0
+    with pytest.raises(ValueError, match="spatial sizes"):
+        attention_transfer_loss([a], [torch.zeros(1, 2, 2, 2)])
+    step = _step([[1.0, 0.0]], [[0.0, 1.0]], t_stages=[b], s_stages=[a])
+    m = build_method("zskt")
+    kl = (math.e / (1 + math.e)) * (math.log(math.e / (1 + math.e)) - math.log(1 / (1 + math.e))) \
+        + (1 / (1 + math.e)) * (math.log(1 / (1 + math.e)) - math.log(math.e / (1 + math.e)))
+    assert m.generator_loss(step)[0].item() == pytest.approx(-kl, rel=1e-5)
+    assert m.student_loss(step)[0].item() == pytest.approx(kl + 250 * 1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt"])
+def test_each_baseline_runs_end_to_end(method, tmp_path, monkeypatch):
+    from conftest import HAS_FMNIST
+    if not HAS_FMNIST:
+        pytest.skip("Fashion-MNIST not installed")
+    from dfkd_lib.checkpoint import save_model
+    from dfkd_lib.experiment import run_distillation
+    from dfkd_lib.models import resnet8
+
+    teacher = tmp_path / "teacher.pt"
+    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
+                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    monkeypatch.setenv("DFKD_FAST", "1")
+    res = run_distillation(teacher=teacher, student="resnet8", student_width=4, generator_width=4, nz=8,
+                           method=method, progress=False)
+    assert 0 <= res["best_accuracy"] <= 1 and res["resolved"]["method"]
+    assert any(k.startswith("S/") for k in res["history"][0]) and any(k.startswith("G/") for k in res["history"][0])
