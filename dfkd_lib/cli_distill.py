@@ -62,7 +62,18 @@ def _sweep(args, argv) -> int:
     return 0
 
 
+def _methods(args, argv) -> int:
+    from .methods import METHODS, method_options
+
+    for name in sorted(METHODS):
+        options = ", ".join(f"{k}={v!r}" for k, v in method_options(name).items())
+        print(f"{name}: {METHODS.citations.get(name, '')}\n    options: {options}")
+    return 0
+
+
 def add_commands(sub) -> None:
+    m = sub.add_parser("methods", help="list the registered methods with their papers and options")
+    m.set_defaults(func=_methods)
     w = sub.add_parser("sweep", help="run the missing runs of a results spec (variants x datasets x seeds)")
     w.add_argument("spec", help="JSON spec, e.g. results/dfkd_fgvc_ablation.json")
     w.add_argument("--only", default=None, help="run only these variants (comma-separated)")

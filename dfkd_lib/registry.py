@@ -14,9 +14,14 @@ class Registry(dict):
     def __init__(self, kind: str, entries: dict[str, Callable] | None = None):
         super().__init__(entries or {})
         self.kind = kind
+        #: name -> the paper (authors, venue, year) an entry implements, where one was given at registration
+        self.citations: dict[str, str] = {}
 
-    def register(self, name: str, factory: Callable | None = None):
-        """Add ``factory`` under ``name``; without ``factory``, a decorator that adds what it decorates."""
+    def register(self, name: str, factory: Callable | None = None, *, citation: str | None = None):
+        """Add ``factory`` under ``name`` (with the ``citation`` of its paper); without ``factory``, a decorator
+        that adds what it decorates."""
+        if citation is not None:
+            self.citations[name] = citation
         if factory is not None:
             self[name] = factory
             return factory

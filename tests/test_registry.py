@@ -19,3 +19,8 @@ def test_the_three_registries_are_one_kind(monkeypatch):
     with pytest.raises(KeyError, match="unknown generator 'gan'; known generators: attention, dcgan"):
         build_generator("gan", None)
     assert register_method.__self__ is METHODS
+
+
+def test_every_method_is_registered_with_its_citation():
+    assert set(METHODS.citations) == set(METHODS)
+    assert "ICCV 2023" in METHODS.citations["dfkd-fgvc"] and "NeurIPS 2019" in METHODS.citations["zskt"]

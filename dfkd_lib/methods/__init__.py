@@ -9,6 +9,8 @@ from .base import Method, Step
 from .baseline import AdversarialBNDistillation
 
 METHODS: Registry = Registry("method", {"baseline": AdversarialBNDistillation})
+METHODS.citations["baseline"] = ("Shao et al., ICCV 2023 (DFKD-FGVC), Table 3's baseline "
+                                  "(Eq. 10-11 with beta = gamma = 0)")
 #: Decorator adding a :class:`Method` class (or factory) to :data:`METHODS` under a name.
 register_method = METHODS.register
 

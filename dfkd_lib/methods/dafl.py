@@ -32,7 +32,8 @@ def dafl_generator_terms(teacher_logits: torch.Tensor, teacher_penultimate: torc
     return {"L_oh": l_oh, "L_a": l_a, "L_ie": l_ie}
 
 
-@register_method("dafl")
+@register_method("dafl",
+                 citation='Chen et al., "Data-Free Learning of Student Networks", ICCV 2019')
 class DAFL(Method):
     """``L_oh + alpha * L_a + beta * L_ie`` for the generator (teacher only), ``KD`` for the student.
 

@@ -14,7 +14,8 @@ from . import register_method
 from .base import Method, Step
 
 
-@register_method("dfad")
+@register_method("dfad",
+                 citation='Fang et al., "Data-Free Adversarial Distillation", arXiv:1912.11006, 2019')
 class DFAD(Method):
     """``L_G = -MAE(z_T, z_S)``, ``L_S = MAE(z_T, z_S)`` with ``MAE = mean |z_T - z_S|`` over images and classes.
 

@@ -36,7 +36,9 @@ from .baseline import AdversarialBNDistillation
 FEATURE_LEVELS = ("stages", "penultimate")
 
 
-@register_method("dfkd-fgvc")
+@register_method("dfkd-fgvc",
+                 citation='Shao et al., "Data-free Knowledge Distillation for Fine-grained Visual Categorization", '
+                          'ICCV 2023')
 class DFKDFGVC(AdversarialBNDistillation):
     """DFKD-FGVC losses: Eq. 10 for the generator, Eq. 11 for the student.
 

@@ -75,19 +75,23 @@ class KDOnSynthetic(Method):
         return f"T={self.temperature}, " + super().extra_repr()
 
 
-@register_method("deepinversion")
+@register_method("deepinversion",
+                 citation='Yin et al., "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion", '
+                          'CVPR 2020')
 def deepinversion(temperature: float = INVERSION_TEMPERATURE["deepinversion"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of DeepInversion: :class:`KDOnSynthetic` named ``"deepinversion"``."""
     return KDOnSynthetic(temperature, student_steps, name="deepinversion")
 
 
-@register_method("adi")
+@register_method("adi",
+                 citation="Yin et al., \"Dreaming to Distill\" (Adaptive DeepInversion), CVPR 2020")
 def adi(temperature: float = INVERSION_TEMPERATURE["adi"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of Adaptive DeepInversion: :class:`KDOnSynthetic` named ``"adi"``."""
     return KDOnSynthetic(temperature, student_steps, name="adi")
 
 
-@register_method("zskd")
+@register_method("zskd",
+                 citation="Nayak et al., \"Zero-Shot Knowledge Distillation in Deep Networks\", ICML 2019")
 def zskd(temperature: float = INVERSION_TEMPERATURE["zskd"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of ZSKD: :class:`KDOnSynthetic` at ``T = 20`` named ``"zskd"``."""
     return KDOnSynthetic(temperature, student_steps, name="zskd")

@@ -17,7 +17,8 @@ from .base import Method, Step
 from .inversion import KDOnSynthetic
 
 
-@register_method("real-kd")
+@register_method("real-kd",
+                 citation="reference, not data-free: KD (Hinton et al., 2015) on the real training images")
 def real_kd(temperature: float = 1.0, student_steps: int = 5) -> KDOnSynthetic:
     """KD on real training images: :class:`~dfkd_lib.methods.inversion.KDOnSynthetic`'s loss, ``t = 0``."""
     method = KDOnSynthetic(temperature, student_steps, name="real-kd")
@@ -25,7 +26,8 @@ def real_kd(temperature: float = 1.0, student_steps: int = 5) -> KDOnSynthetic:
     return method
 
 
-@register_method("real-labels")
+@register_method("real-labels",
+                 citation="reference, not data-free: cross-entropy on the real training labels")
 class LabelsOnly(Method):
     """Cross-entropy of the student on the batch's true labels (``Step.labels``, ``(N,)`` class indices).
 

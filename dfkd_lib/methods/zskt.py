@@ -14,7 +14,9 @@ from . import register_method
 from .base import Method, Step
 
 
-@register_method("zskt")
+@register_method("zskt",
+                 citation='Micaelli & Storkey, "Zero-shot Knowledge Transfer via Adversarial Belief Matching", '
+                          'NeurIPS 2019')
 class ZSKT(Method):
     """``-KL`` for the generator; ``KL + beta * AT`` over the paired stages for the student (T = 1).
 
