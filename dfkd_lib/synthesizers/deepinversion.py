@@ -58,24 +58,17 @@ def deep_inversion(teacher: nn.Module, targets: torch.Tensor, spec: DatasetSpec,
     to ``spec.pixel_bounds()``. The images start as standard normal noise in the normalised space (as in
     NVlabs' code), clamped to the same range.
 
-    Defaults for 32x32 grey Fashion-MNIST (the papers give none for this data set; measured on dfkd_lib's
-    resnet34 width-16 teacher, a checkpoint at 90 % test accuracy, 20 images, 300 steps: teacher accuracy on the images
-    100 %, BN distance 86 -> 18, pixel mean 0.21 against the data's 0.22, garments recognisable):
-    ``steps=300`` (NVlabs' CIFAR-10 script runs 2000), ``lr=0.05`` Adam with betas ``(0.9, 0.999)`` (the
-    CIFAR-10 script's optimiser), ``alpha_f=1`` (NVlabs' CIFAR-10 weights of 10-100 let the BN term, summed
-    over the 36 BN layers of a resnet34, swamp CE here: teacher accuracy 17 % after 300 steps at 10),
-    ``alpha_tv=3e-2`` (smooths the high-frequency stripes that 4e-4, the CIFAR-10 weight converted to this
-    batch-mean form, leaves; 0.1 darkens the images and raises the first-layer BN distance),
-    ``alpha_l2=0`` (off, as in the CIFAR-10 script; the clamp bounds the pixels), ``jitter=2`` px and flips
-    (NVlabs), ``temperature_c=3`` (NVlabs). For ADI see :data:`dfkd_lib.methods.inversion.ADI_ALPHA_C`.
+    The defaults are for 32x32 grey Fashion-MNIST, for which the papers give none; the measurements behind
+    them are in the book's chapter on BN inversion ("Why these defaults"). For ADI see
+    :data:`dfkd_lib.methods.inversion.ADI_ALPHA_C`.
 
     The teacher (and the student) run in eval mode with frozen weights during the call (see :func:`frozen`);
     their modes and ``requires_grad`` flags are restored afterwards and their weights and BN running
     statistics are never changed. Randomness (noise, jitter, flips) comes from a private generator seeded
     with ``seed``, so equal arguments give equal images on one device, and the global RNG is untouched.
 
-    With ``amp="bf16"`` only the teacher's (and ADI's student's) forward passes run under bfloat16 autocast
-    (about 3x faster on CPUs with AMX); the image tensor, its gradient, the Adam update, the clamp, CE, the
+    With ``amp="bf16"`` only the teacher's (and ADI's student's) forward passes run under bfloat16 autocast;
+    the image tensor, its gradient, the Adam update, the clamp, CE, the
     priors, the competition term and the BN statistics (:class:`~dfkd_lib.hooks.BNStatistics` casts each BN
     input to fp32) stay in fp32. The final evaluation of ``final`` runs in fp32.
 
