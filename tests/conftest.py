@@ -15,3 +15,18 @@ def tiny_loader():
     x = torch.randn(8, 1, 32, 32, generator=g)
     y = torch.randint(0, 10, (8,), generator=g)
     return DataLoader(TensorDataset(x, y), batch_size=4)
+
+
+@pytest.fixture
+def tiny_teacher(tmp_path):
+    """A saved, untrained resnet8 (width 4) Fashion-MNIST teacher with its manifest, for fast-mode runs of
+    ``run_distillation`` (skips the test where Fashion-MNIST is not installed)."""
+    if not HAS_FMNIST:
+        pytest.skip("Fashion-MNIST not installed")
+    from dfkd_lib.checkpoint import save_model
+    from dfkd_lib.models import resnet8
+
+    path = tmp_path / "teacher.pt"
+    save_model(resnet8(10, 1, 4), path, {"architecture": "resnet8", "width": 4, "num_classes": 10,
+                                         "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    return path

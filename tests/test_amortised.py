@@ -119,17 +119,10 @@ def test_labels_method_is_cross_entropy_and_needs_labels():
     assert build_method("real-kd").generator_steps == 0
 
 
-def test_real_data_reference_runs_through_the_same_loop(tmp_path, monkeypatch):
-    from conftest import HAS_FMNIST
-    if not HAS_FMNIST:
-        pytest.skip("Fashion-MNIST not installed")
-    from dfkd_lib.checkpoint import save_model
+def test_real_data_reference_runs_through_the_same_loop(tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
     from dfkd_lib.synthesizers import RealImages
-
-    teacher = tmp_path / "teacher.pt"
-    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
-                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    teacher = tiny_teacher
     monkeypatch.setenv("DFKD_FAST", "1")
     for method, term in (("real-kd", "S/L_KD"), ("real-labels", "S/L_CE")):
         res = run_distillation(teacher=teacher, student="resnet8", student_width=4, method=method, progress=False)
@@ -140,16 +133,9 @@ def test_real_data_reference_runs_through_the_same_loop(tmp_path, monkeypatch):
     assert x.shape == (5, 1, 32, 32) and y.dtype == torch.long and int(y.max()) < 10
 
 
-def test_saved_run_weights_load_back_and_are_checked(tmp_path, monkeypatch):
-    from conftest import HAS_FMNIST
-    if not HAS_FMNIST:
-        pytest.skip("Fashion-MNIST not installed")
-    from dfkd_lib.checkpoint import save_model
+def test_saved_run_weights_load_back_and_are_checked(tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import load_run_models, run_distillation, weights_path
-
-    teacher = tmp_path / "teacher.pt"
-    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
-                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    teacher = tiny_teacher
     monkeypatch.setenv("DFKD_FAST", "1")
     out = tmp_path / "run.json"
     run_distillation(teacher=teacher, student="resnet8", student_width=4, generator_width=4, nz=8, out=out,

@@ -60,17 +60,9 @@ def test_attention_transfer_by_hand_and_zskt_losses():
 
 
 @pytest.mark.parametrize("method", ["dfad", "dafl", "zskt"])
-def test_each_baseline_runs_end_to_end(method, tmp_path, monkeypatch):
-    from conftest import HAS_FMNIST
-    if not HAS_FMNIST:
-        pytest.skip("Fashion-MNIST not installed")
-    from dfkd_lib.checkpoint import save_model
+def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
-    from dfkd_lib.models import resnet8
-
-    teacher = tmp_path / "teacher.pt"
-    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
-                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    teacher = tiny_teacher
     monkeypatch.setenv("DFKD_FAST", "1")
     res = run_distillation(teacher=teacher, student="resnet8", student_width=4, generator_width=4, nz=8,
                            method=method, progress=False)

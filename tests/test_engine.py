@@ -153,16 +153,9 @@ def test_cli_distill_never_reads_the_training_split(tmp_path, monkeypatch):
     assert set(res) >= {"config", "best_accuracy", "last_accuracy", "wall_s", "teacher"}
 
 
-def test_run_distillation_with_an_inversion_method(tmp_path, monkeypatch):
-    from conftest import HAS_FMNIST
-    if not HAS_FMNIST:
-        pytest.skip("Fashion-MNIST not installed")
-    from dfkd_lib.checkpoint import save_model
+def test_run_distillation_with_an_inversion_method(tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
-
-    teacher = tmp_path / "teacher.pt"
-    save_model(resnet8(10, 1, 4), teacher, {"architecture": "resnet8", "width": 4, "num_classes": 10,
-                                            "in_channels": 1, "dataset": "fashion-mnist", "test_accuracy": 0.1})
+    teacher = tiny_teacher
     monkeypatch.setenv("DFKD_FAST", "1")
     res = run_distillation(teacher=teacher, student="resnet8", student_width=4, method="deepinversion",
                            method_options={"steps": 2, "progress": False}, progress=False)
