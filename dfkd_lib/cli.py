@@ -30,6 +30,19 @@ def _train_teacher(args, argv) -> int:
     return 0
 
 
+def _invert(args, argv) -> int:
+    from .inversion_grid import inversion_grid, load_grid_spec
+
+    spec = load_grid_spec(args.spec)  # checked before the teacher is loaded
+    teacher, manifest = teachers.load_or_train_teacher(spec["teacher"], device=args.device)
+    results = inversion_grid(args.spec, teacher, manifest)
+    for name, res in results.items():
+        print(f"{name:28s} teacher accuracy on the final images {100 * res.final['teacher_acc']:5.1f}%, "
+              f"CE {res.final['CE']:.3f}")
+    print(f"{len(results)} settings -> results/{spec['name']}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dfkd_lib", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -54,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None)
     t.add_argument("--out", default=None, help="checkpoint path (default: dfkd_lib/assets/teachers/...)")
     t.set_defaults(func=_train_teacher)
+    g = sub.add_parser("invert", help="run the missing settings of a DeepInversion grid spec and store them")
+    g.add_argument("spec", help="JSON grid spec, e.g. results/bn_inversion_grid.json")
+    g.add_argument("--device", default=None)
+    g.set_defaults(func=_invert)
     from . import cli_distill  # noqa: F401  (adds the distillation commands)
     cli_distill.add_commands(sub)
     return p

@@ -114,7 +114,7 @@ def provenance(command: str | None = None) -> dict:
         "cpu": cpu_name(),
         "cpu_bf16_native": bf16_native("cpu"),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: weights-only checkpoints hold provenance too
         "torch_threads": torch.get_num_threads(),
         "fast_mode": fast_mode(),
     }
