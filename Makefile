@@ -78,6 +78,7 @@ results: setup data
 	$(SWEEP) results/dfkd_fgvc_ablation.json --dataset fashion-mnist-upper & b=$$!; \
 	wait $$a && wait $$b
 	$(PY) -m dfkd_lib sweep results/bn_inversion.json
+	$(PY) -m dfkd_lib invert results/bn_inversion_grid.json
 	$(PY) -m dfkd_lib sweep results/foundations.json
 	$(MAKE) birds
 
