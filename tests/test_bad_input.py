@@ -53,7 +53,7 @@ def env(tmp_path):
 CLI = [  # (argv with {tmp} for the fixture's folder, message regex)
     (["distill", "--epochs", "-1"], r"epochs, iterations_per_epoch and batch_size must be >= 1"),
     (["distill", "--batch-size", "0"], r"must be >= 1, got 10, 20, 0"),
-    (["distill", "--option", "beta=abc"], r"method 'baseline' has no option 'beta'.*'beta' is an option of dafl, dfkd-fgvc, zskt"),
+    (["distill", "--option", "beta=abc"], r"method 'baseline' has no option 'beta'.*'beta' is an option of dafl, dfkd-fgvc, dfq, zskt"),
     (["distill", "--method", "dfkd-fgvc", "--option", "beta=abc"], r"option 'beta' of 'dfkd-fgvc' is a number"),
     (["distill", "--option", "alpha"], r"option 'alpha' must look like name=value"),
     (["distill", "--dataset", "imagenet-42"], r"unknown dataset 'imagenet-42'; known datasets"),

@@ -1,4 +1,4 @@
-"""DFAD, DAFL and ZSKT: their losses against hand computations on small tensors, and one short run each."""
+"""DFAD, DAFL, ZSKT and DFQ: their losses against hand computations on small tensors, and one short run each."""
 import math
 
 import pytest
@@ -7,6 +7,7 @@ import torch
 from dfkd_lib.losses.at import attention_transfer_loss, spatial_attention
 from dfkd_lib.methods import build_method
 from dfkd_lib.methods.dafl import dafl_generator_terms
+from dfkd_lib.methods.dfq import dfq_entropy_terms
 from dfkd_lib.models.features import Features
 from dfkd_lib.step import Step
 
@@ -59,7 +60,26 @@ def test_attention_transfer_by_hand_and_zskt_losses():
     assert m.student_loss(step)[0].item() == pytest.approx(kl + 250 * 1.0, rel=1e-5)
 
 
-@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt"])
+def test_dfq_entropy_terms_and_generator_loss_by_hand():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])   # p = (1/2, 1/2) and (3/4, 1/4)
+    h = lambda q: -sum(v * math.log(v) for v in q)
+    terms = dfq_entropy_terms(logits)
+    assert terms["L_oh"].item() == pytest.approx((h([0.5, 0.5]) + h([0.75, 0.25])) / 2)
+    assert terms["L_bal"].item() == pytest.approx(-h([0.625, 0.375]))
+    step = _step(logits.tolist(), [[0.0, 0.0], [0.0, 0.0]])
+    step.bn_loss = torch.tensor(2.0)
+    m = build_method("dfq", alpha=0.5, beta=2.0)
+    kl = (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)) / 2   # first image: p_T = p_S
+    loss, logs = m.generator_loss(step)
+    assert logs["L_KL"] == pytest.approx(kl)
+    assert loss.item() == pytest.approx(-kl + 0.5 * 2.0 + 2.0 * (logs["L_oh"] + logs["L_bal"]))
+    assert m.student_loss(step)[0].item() == pytest.approx(kl)
+    assert (m.generator_steps, m.student_steps, m.uses_bn) == (1, 5, True)
+    with pytest.raises(ValueError, match="alpha and beta"):
+        build_method("dfq", beta=-1.0)
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq"])
 def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
     teacher = tiny_teacher
