@@ -3,7 +3,7 @@
 A grid spec is a JSON file, e.g. ``results/bn_inversion_grid.json``::
 
     {"name": "bn_inversion_grid", "teacher": "fashion-mnist", "per_class": 2, "steps": 200, "seed": 0,
-     "snapshot_every": 20, "amp": null,
+     "snapshot_every": null, "amp": null,
      "settings": {"f1_tv0.03": {"alpha_f": 1.0, "alpha_tv": 0.03, "alpha_l2": 0.01}, ...}}
 
 Every setting inverts the same targets (``per_class`` images of every class, ``0,0,1,1,...``) from the same noise
@@ -73,7 +73,8 @@ def _options(spec: dict, setting: str) -> dict:
 def _record_matches(record: dict, spec: dict, setting: str, teacher_sha: str | None, per_class: int) -> bool:
     return (record.get("options") == _options(spec, setting) and record.get("steps") == spec["steps"]
             and record.get("seed") == spec.get("seed", 0) and record.get("per_class") == per_class
-            and record.get("amp") == spec.get("amp") and record.get("teacher_sha256") == teacher_sha)
+            and record.get("amp") == spec.get("amp") and record.get("teacher_sha256") == teacher_sha
+            and record.get("snapshot_every") == spec.get("snapshot_every"))
 
 
 def inversion_grid(spec_path: str | Path, teacher: nn.Module, manifest: dict, *, steps: int | None = None,
@@ -126,6 +127,7 @@ def inversion_grid(spec_path: str | Path, teacher: nn.Module, manifest: dict, *,
                          "snapshots": [list(s) for s in res.snapshots], "final": res.final,
                          "options": _options(spec, setting), "steps": spec["steps"], "seed": spec.get("seed", 0),
                          "per_class": per_class, "amp": spec.get("amp"), "teacher_sha256": teacher_sha256,
+                         "snapshot_every": spec.get("snapshot_every"),
                          "provenance": provenance()}, path)
     return results
 

@@ -1,4 +1,4 @@
-"""DFAD, DAFL, ZSKT and DFQ: their losses against hand computations on small tensors, and one short run each."""
+"""DFAD, DAFL, ZSKT, DFQ and MAD: their losses against hand computations on small tensors, and one short run each."""
 import math
 
 import pytest
@@ -79,7 +79,44 @@ def test_dfq_entropy_terms_and_generator_loss_by_hand():
         build_method("dfq", beta=-1.0)
 
 
-@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq"])
+def test_mad_ema_generator_by_hand_and_mixed_batches():
+    from dfkd_lib.config import DistillConfig
+    from dfkd_lib.models.generators import DCGANGenerator
+    from dfkd_lib.synthesizers import MomentumGeneratorSynthesizer
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=4, out_channels=1, image_size=16, channels=(8, 8, 4, 4, 4))
+    m = build_method("mad", momentum=0.75, ema_fraction=0.25)
+    synth = m.make_synthesizer(g)
+    assert isinstance(synth, MomentumGeneratorSynthesizer)
+    synth.setup(DistillConfig(), torch.device("cpu"))
+    before = [p.detach().clone() for p in synth.ema.parameters()]
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+    synth.update_ema()
+    for e, b, p in zip(synth.ema.parameters(), before, g.parameters()):
+        assert torch.allclose(e, 0.75 * b + 0.25 * p)           # theta_ema <- m * theta_ema + (1 - m) * theta
+    z = torch.randn(2, 4)
+    synth.ema.sample_z = lambda n, device: z[:n]
+    x = synth.sample(8)
+    assert x.shape == (8, 1, 16, 16)
+    with torch.no_grad():                                       # the last 2 of 8 images come from the EMA copy
+        assert torch.allclose(x[-2:], synth.ema(z))
+    state = synth.state_dict()
+    other = m.make_synthesizer(DCGANGenerator(nz=4, out_channels=1, image_size=16, channels=(8, 8, 4, 4, 4)))
+    other.setup(DistillConfig(), torch.device("cpu"))
+    other.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(other.ema.parameters(), synth.ema.parameters()))
+    step = _step([[1.0, 0.0]], [[0.0, 1.0]])
+    step.bn_loss = torch.tensor(3.0)
+    kl = m.student_loss(step)[0].item()
+    assert m.generator_loss(step)[0].item() == pytest.approx(-kl + 1.0 * 3.0)
+    with pytest.raises(ValueError, match="momentum"):
+        build_method("mad", momentum=1.0)
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq", "mad"])
 def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
     teacher = tiny_teacher

@@ -30,6 +30,14 @@ class Method(nn.Module):
     def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
         """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""
 
+    def make_synthesizer(self, generator: nn.Module):
+        """The synthesiser that trains ``generator`` for this method in a run built by name
+        (:func:`~dfkd_lib.experiment.run_distillation`): :class:`~dfkd_lib.synthesizers.GeneratorSynthesizer`
+        unless a method needs another (MAD: a momentum copy)."""
+        from ..synthesizers import GeneratorSynthesizer
+
+        return GeneratorSynthesizer(generator)
+
     def generator_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss the generator minimises, and named float terms for logging."""
         raise NotImplementedError
