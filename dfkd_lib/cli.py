@@ -20,9 +20,9 @@ def _train_teacher(args, argv) -> int:
                                  amp=None if args.amp == "none" else args.amp, train_limit=args.train_limit,
                                  root=args.root, image_size=args.image_size, classes=args.classes,
                                  pretrained=args.pretrained)
-    if args.out is None and args.dataset not in ("fashion-mnist", "fashion-mnist-upper"):
+    if args.out is None and args.dataset not in ("fashion-mnist", "fashion-mnist-upper", "mnist"):
         raise ValueError(f"--out is required for {args.dataset} (the shipped-teacher folder holds the "
-                         "Fashion-MNIST teachers only), e.g. --out teachers/birds.pt")
+                         "Fashion-MNIST and MNIST teachers only), e.g. --out teachers/birds.pt")
     out = args.out or teachers.default_teacher_path(args.dataset, args.arch, args.width)
     _, manifest = teachers.train_teacher(cfg, out, device=args.device, command=_command_line(argv))
     print(f"teacher {args.arch} (width {args.width}) on {args.dataset}: test accuracy "

@@ -51,6 +51,27 @@ def test_missing_fashion_mnist_names_all_routes(tmp_path, monkeypatch):
     assert "apt-get install dataset-fashion-mnist" in msg and "DFKD_DATA" in msg and "download=True" in msg
 
 
+def test_mnist_from_folder_with_digit_classes_and_no_flip(fake_fmnist):
+    import torchvision.transforms as T
+
+    ds = get_dataset("mnist", train=True, root=fake_fmnist)
+    assert len(ds) == 6 and ds.classes == [str(d) for d in range(10)] and ds[0][0].shape == (1, 32, 32)
+    assert [ds[i][1] for i in range(6)] == [0, 2, 4, 6, 1, 9]
+    ops = [type(op) for op in data.default_transform(data.dataset_spec("mnist"), train=True).transforms]
+    assert T.RandomCrop in ops and T.RandomHorizontalFlip not in ops        # a mirrored digit is another glyph
+    fm = [type(op) for op in data.default_transform(data.dataset_spec("fashion-mnist"), train=True).transforms]
+    assert T.RandomHorizontalFlip in fm
+
+
+def test_missing_mnist_says_make_mnist(tmp_path, monkeypatch):
+    monkeypatch.setattr(data.fashion_mnist, "MNIST_CACHE", tmp_path / "none")
+    monkeypatch.delenv("DFKD_DATA", raising=False)
+    with pytest.raises(DatasetNotFoundError, match="make mnist"):
+        get_dataset("mnist")
+    with pytest.raises(DatasetNotFoundError, match="make mnist"):
+        data.resolve_spec("mnist", root=tmp_path)
+
+
 def test_unknown_dataset():
     with pytest.raises(KeyError, match="known datasets"):
         get_dataset("imagenet-42")

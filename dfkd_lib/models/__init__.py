@@ -14,6 +14,7 @@ from .generators import DCGANGenerator
 from .resnet import BasicBlock, CifarResNet, resnet8, resnet18, resnet34
 from .wrn import wrn16_1, wrn16_2, wrn40_1, wrn40_2
 from .mobilenetv2 import mobilenetv2
+from .lenet import LeNet5, lenet5
 from .imagenet_resnet import TorchvisionResNet, tv_resnet18, tv_resnet34
 
 CLASSIFIERS: Registry = Registry("model", {
@@ -25,6 +26,7 @@ CLASSIFIERS: Registry = Registry("model", {
     "wrn40_1": wrn40_1,
     "wrn40_2": wrn40_2,
     "mobilenetv2": mobilenetv2,
+    "lenet5": lenet5,  # width 6: LeNet-5, width 3: LeNet-5-half (DFAD's MNIST quick start)
     "tv_resnet18": tv_resnet18,  # torchvision ImageNet-style, for 224 px FGVC runs
     "tv_resnet34": tv_resnet34,
 })
