@@ -166,7 +166,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     else:
         g_model = build_generator(generator, spec, nz=nz, width=generator_width, **(generator_options or {}))
         m = build_method(method, **(method_options or {}))
-        synth = m.make_synthesizer(g_model)
+        synth = m.make_synthesizer(g_model, spec)
     loader = real_test_loader(spec, limit=test_limit)
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"],

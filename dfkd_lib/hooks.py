@@ -56,6 +56,7 @@ class BNStatistics:
         self.first_bn_multiplier = first_bn_multiplier
         self._handles: list = []
         self.layer_losses: list[torch.Tensor | None] = [None] * len(self.layers)
+        self.sample_means: list[torch.Tensor | None] = [None] * len(self.layers)
 
     def _hook(self, index: int):
         def fn(module: nn.BatchNorm2d, inputs, output):
@@ -63,6 +64,7 @@ class BNStatistics:
             var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
             rm, rv = module.running_mean, module.running_var
             self.layer_losses[index] = torch.norm(mean - rm, 2) + torch.norm(var - rv, 2)
+            self.sample_means[index] = x.mean((2, 3))
         return fn
 
     def __enter__(self) -> "BNStatistics":
@@ -84,6 +86,13 @@ class BNStatistics:
             raise RuntimeError("BNStatistics.loss() called before a forward pass through the hooked model")
         weights = [self.first_bn_multiplier] + [1.0] * (len(self.layer_losses) - 1)
         return sum(w * l for w, l in zip(weights, self.layer_losses))
+
+    def channel_means(self) -> torch.Tensor:
+        """Each image's per-channel mean of every BN layer's input in the last forward, concatenated over the
+        layers: ``(N, sum_l C_l)``, differentiable (CMI's embedding of an image)."""
+        if any(m is None for m in self.sample_means):
+            raise RuntimeError("BNStatistics.channel_means() called before a forward pass through the hooked model")
+        return torch.cat(self.sample_means, dim=1)
 
     def per_layer(self) -> list[float]:
         """The per-layer distances of the last forward as floats (for plots)."""

@@ -1,4 +1,4 @@
-"""DFAD, DAFL, ZSKT, DFQ and MAD: their losses against hand computations on small tensors, and one short run each."""
+"""DFAD, DAFL, ZSKT, DFQ, MAD and CMI: their losses against hand computations on small tensors, and one short run each."""
 import math
 
 import pytest
@@ -87,7 +87,7 @@ def test_mad_ema_generator_by_hand_and_mixed_batches():
     torch.manual_seed(0)
     g = DCGANGenerator(nz=4, out_channels=1, image_size=16, channels=(8, 8, 4, 4, 4))
     m = build_method("mad", momentum=0.75, ema_fraction=0.25)
-    synth = m.make_synthesizer(g)
+    synth = m.make_synthesizer(g, None)
     assert isinstance(synth, MomentumGeneratorSynthesizer)
     synth.setup(DistillConfig(), torch.device("cpu"))
     before = [p.detach().clone() for p in synth.ema.parameters()]
@@ -104,7 +104,7 @@ def test_mad_ema_generator_by_hand_and_mixed_batches():
     with torch.no_grad():                                       # the last 2 of 8 images come from the EMA copy
         assert torch.allclose(x[-2:], synth.ema(z))
     state = synth.state_dict()
-    other = m.make_synthesizer(DCGANGenerator(nz=4, out_channels=1, image_size=16, channels=(8, 8, 4, 4, 4)))
+    other = m.make_synthesizer(DCGANGenerator(nz=4, out_channels=1, image_size=16, channels=(8, 8, 4, 4, 4)), None)
     other.setup(DistillConfig(), torch.device("cpu"))
     other.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip(other.ema.parameters(), synth.ema.parameters()))
@@ -116,7 +116,54 @@ def test_mad_ema_generator_by_hand_and_mixed_batches():
         build_method("mad", momentum=1.0)
 
 
-@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq", "mad"])
+def test_instance_contrastive_loss_by_hand():
+    from dfkd_lib.losses import instance_contrastive_loss
+
+    e = torch.eye(2)                                            # two images, each view equal to itself
+    # tau = 1: logits [[1, 0], [0, 1]], so each row gives -log(e / (e + 1))
+    assert instance_contrastive_loss(e, e, temperature=1.0).item() == pytest.approx(math.log(1 + math.exp(-1)))
+    same = torch.ones(3, 4)
+    assert instance_contrastive_loss(same, same, torch.ones(5, 4)).item() == pytest.approx(math.log(8))
+    bank = torch.tensor([[1.0, 0.0]])                           # a bank entry equal to image 0's positive
+    row0 = -math.log(math.e / (math.e + 1 + math.e))            # keys (p0, p1, b): logits (1, 0, 1)
+    row1 = -math.log(math.e / (1 + math.e + 1))                 # logits (0, 1, 0)
+    assert instance_contrastive_loss(e, e, bank, 1.0).item() == pytest.approx((row0 + row1) / 2)
+    with pytest.raises(ValueError, match="temperature"):
+        instance_contrastive_loss(e, e, temperature=0.0)
+
+
+def test_cmi_synthesis_restarts_the_generator_and_fills_pool_and_bank():
+    from dfkd_lib.config import DistillConfig
+    from dfkd_lib.data import dataset_spec
+    from dfkd_lib.hooks import batchnorm_layers
+    from dfkd_lib.models import resnet8
+    from dfkd_lib.models.generators import DCGANGenerator
+
+    torch.manual_seed(0)
+    spec = dataset_spec("fashion-mnist")
+    teacher, student = resnet8(10, 1, 4).eval(), resnet8(10, 1, 4)
+    g = DCGANGenerator(nz=4, out_channels=1, image_size=32, channels=(8, 8, 4, 4, 4))
+    start = {k: v.clone() for k, v in g.state_dict().items()}
+    m = build_method("cmi", steps=2, bank_size=6)
+    synth = m.make_synthesizer(g, spec)
+    synth.setup(DistillConfig(batch_size=4), torch.device("cpu"))
+    logs = synth.synthesis_step(teacher, student, m, None)
+    assert {"L_BN", "L_oh", "L_adv", "L_cr", "agree"} <= set(logs)
+    assert not all(torch.equal(start[k], v) for k, v in g.state_dict().items())   # optimised ...
+    synth.synthesis_step(teacher, student, m, None)                                 # ... and restarted
+    assert all(torch.equal(start[k], v) for k, v in synth.initial.items())
+    dim = sum(bn.num_features for bn in batchnorm_layers(teacher))
+    assert len(synth.pool) == 8 and synth.bank.shape == (6, dim)                   # the bank keeps the newest 6
+    assert synth.pool.labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]                  # balanced targets
+    assert student.training and teacher.training is False
+    other = m.make_synthesizer(DCGANGenerator(nz=4, out_channels=1, image_size=32, channels=(8, 8, 4, 4, 4)), spec)
+    other.setup(DistillConfig(batch_size=4), torch.device("cpu"))
+    other.load_state_dict(synth.state_dict())
+    assert torch.equal(other.bank, synth.bank) and other.batches == 2
+    assert all(torch.equal(a, b) for a, b in zip(other.head.parameters(), synth.head.parameters()))
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq", "mad", "cmi"])
 def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
     teacher = tiny_teacher

@@ -30,10 +30,11 @@ class Method(nn.Module):
     def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
         """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""
 
-    def make_synthesizer(self, generator: nn.Module):
+    def make_synthesizer(self, generator: nn.Module, spec):
         """The synthesiser that trains ``generator`` for this method in a run built by name
-        (:func:`~dfkd_lib.experiment.run_distillation`): :class:`~dfkd_lib.synthesizers.GeneratorSynthesizer`
-        unless a method needs another (MAD: a momentum copy)."""
+        (:func:`~dfkd_lib.experiment.run_distillation`), for the teacher's data set ``spec``:
+        :class:`~dfkd_lib.synthesizers.GeneratorSynthesizer` unless a method needs another (MAD: a momentum copy;
+        CMI: a restarted generator per batch)."""
         from ..synthesizers import GeneratorSynthesizer
 
         return GeneratorSynthesizer(generator)

@@ -56,7 +56,7 @@ class MAD(Method):
         self.alpha, self.momentum, self.ema_fraction, self.temperature = alpha, momentum, ema_fraction, temperature
         self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
 
-    def make_synthesizer(self, generator: nn.Module):
+    def make_synthesizer(self, generator: nn.Module, spec):
         from ..synthesizers import MomentumGeneratorSynthesizer
 
         return MomentumGeneratorSynthesizer(generator, self.momentum, self.ema_fraction)
