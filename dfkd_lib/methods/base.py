@@ -13,6 +13,18 @@ from torch import nn
 from ..step import Step
 
 
+def check_weights(**weights: float) -> None:
+    """``ValueError`` unless every named loss weight is ``>= 0`` (the message names them all)."""
+    if any(v < 0 for v in weights.values()):
+        raise ValueError(f"{' and '.join(weights)} must be >= 0, got {', '.join(str(v) for v in weights.values())}")
+
+
+def check_temperature(temperature: float) -> None:
+    """``ValueError`` unless the softmax temperature is ``> 0``."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
 class Method(nn.Module):
     """Base class of a DFKD method: the losses of Algorithm 1's two stages and its step counts.
 
@@ -29,6 +41,12 @@ class Method(nn.Module):
 
     def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
         """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""
+
+    def set_steps(self, generator_steps: int, student_steps: int) -> None:
+        """Set ``t`` and ``k`` (``ValueError`` when one is below 1)."""
+        if generator_steps < 1 or student_steps < 1:
+            raise ValueError(f"generator_steps and student_steps must be >= 1, got {generator_steps}, {student_steps}")
+        self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
 
     def make_synthesizer(self, generator: nn.Module, spec):
         """The synthesiser that trains ``generator`` for this method in a run built by name

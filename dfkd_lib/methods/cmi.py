@@ -18,7 +18,7 @@ from torch import nn
 from ..losses import kd_loss
 from ..utils import fast_mode
 from . import register_method
-from .base import Method, Step
+from .base import Method, Step, check_temperature
 
 #: Inversion steps per batch in fast mode (tests), whatever ``steps`` says.
 FAST_CMI_STEPS = 2
@@ -48,14 +48,12 @@ class CMI(Method):
                  alpha_adv: float = 0.5, alpha_cr: float = 0.8, cr_temperature: float = 0.1, bank_size: int = 4096,
                  head_dim: int = 128, temperature: float = 4.0, student_steps: int = 5):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if student_steps < 1:
-            raise ValueError(f"student_steps must be >= 1, got {student_steps}")
+        check_temperature(temperature)
+        self.set_steps(1, student_steps)
         self.synthesis = dict(steps=steps, lr=lr, alpha_bn=alpha_bn, alpha_oh=alpha_oh, alpha_adv=alpha_adv,
                               alpha_cr=alpha_cr, cr_temperature=cr_temperature, bank_size=bank_size,
                               head_dim=head_dim)
-        self.temperature, self.student_steps = float(temperature), int(student_steps)
+        self.temperature = float(temperature)
 
     def make_synthesizer(self, generator: nn.Module, spec):
         from ..synthesizers import CMISynthesizer

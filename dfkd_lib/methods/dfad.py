@@ -31,9 +31,7 @@ class DFAD(Method):
 
     def __init__(self, generator_steps: int = 1, student_steps: int = 5):
         super().__init__()
-        if generator_steps < 1 or student_steps < 1:
-            raise ValueError(f"generator_steps and student_steps must be >= 1, got {generator_steps}, {student_steps}")
-        self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
+        self.set_steps(generator_steps, student_steps)
 
     @staticmethod
     def discrepancy(step: Step):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..losses import kd_loss
 from . import register_method
-from .base import Method, Step
+from .base import Method, Step, check_temperature, check_weights
 
 
 def dfq_entropy_terms(teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -63,14 +63,10 @@ class DFQ(Method):
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, temperature: float = 1.0, generator_steps: int = 1,
                  student_steps: int = 5):
         super().__init__()
-        if alpha < 0 or beta < 0:
-            raise ValueError(f"alpha and beta must be >= 0, got {alpha}, {beta}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if generator_steps < 1 or student_steps < 1:
-            raise ValueError(f"generator_steps and student_steps must be >= 1, got {generator_steps}, {student_steps}")
+        check_weights(alpha=alpha, beta=beta)
+        check_temperature(temperature)
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
-        self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
+        self.set_steps(generator_steps, student_steps)
 
     def generator_loss(self, step: Step):
         kl = kd_loss(step.student_logits, step.teacher_logits, self.temperature)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..losses import kd_loss
 from . import register_method
-from .base import Method, Step
+from .base import Method, Step, check_temperature, check_weights
 
 
 @register_method("mad",
@@ -45,16 +45,12 @@ class MAD(Method):
     def __init__(self, alpha: float = 1.0, momentum: float = 0.9, ema_fraction: float = 0.5,
                  temperature: float = 1.0, generator_steps: int = 1, student_steps: int = 5):
         super().__init__()
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        check_weights(alpha=alpha)
         if not 0 <= momentum < 1 or not 0 <= ema_fraction <= 1:
             raise ValueError(f"momentum must lie in [0, 1) and ema_fraction in [0, 1], got {momentum}, {ema_fraction}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if generator_steps < 1 or student_steps < 1:
-            raise ValueError(f"generator_steps and student_steps must be >= 1, got {generator_steps}, {student_steps}")
+        check_temperature(temperature)
         self.alpha, self.momentum, self.ema_fraction, self.temperature = alpha, momentum, ema_fraction, temperature
-        self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
+        self.set_steps(generator_steps, student_steps)
 
     def make_synthesizer(self, generator: nn.Module, spec):
         from ..synthesizers import MomentumGeneratorSynthesizer

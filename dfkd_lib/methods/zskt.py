@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..losses import kd_loss
 from ..losses.at import attention_transfer_loss
 from . import register_method
-from .base import Method, Step
+from .base import Method, Step, check_temperature, check_weights
 
 
 @register_method("zskt",
@@ -36,14 +36,10 @@ class ZSKT(Method):
     def __init__(self, beta: float = 250.0, temperature: float = 1.0, generator_steps: int = 1,
                  student_steps: int = 10):
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if generator_steps < 1 or student_steps < 1:
-            raise ValueError(f"generator_steps and student_steps must be >= 1, got {generator_steps}, {student_steps}")
+        check_weights(beta=beta)
+        check_temperature(temperature)
         self.beta, self.temperature = beta, temperature
-        self.generator_steps, self.student_steps = int(generator_steps), int(student_steps)
+        self.set_steps(generator_steps, student_steps)
 
     def generator_loss(self, step: Step):
         kl = kd_loss(step.student_logits, step.teacher_logits, self.temperature)
