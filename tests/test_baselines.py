@@ -1,4 +1,4 @@
-"""DFAD, DAFL, ZSKT, DFQ, MAD and CMI: their losses against hand computations on small tensors, and one short run each."""
+"""DFAD, DAFL, ZSKT, DFQ, MAD, CMI and SpaceshipNet: their losses against hand computations on small tensors, and one short run each."""
 import math
 
 import pytest
@@ -163,7 +163,73 @@ def test_cmi_synthesis_restarts_the_generator_and_fills_pool_and_bank():
     assert all(torch.equal(a, b) for a, b in zip(other.head.parameters(), synth.head.parameters()))
 
 
-@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq", "mad", "cmi"])
+def test_cams_and_msarc_by_hand():
+    from dfkd_lib.losses import fc_cam, grad_cam, msarc_loss
+
+    f = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert fc_cam(f, w).flatten().tolist() == [1.0, 2.0, 3.0]                  # sum_p w_p^c f_p per class
+    stage = torch.tensor([[[[1.0, 2.0]], [[3.0, 5.0]]]], requires_grad=True)   # (1, 2, 1, 2)
+    score = (3 * stage[:, 0] - stage[:, 1]).sum((1, 2))                        # d score / d f = (3, -1) everywhere
+    assert grad_cam(stage, score).flatten().tolist() == [3 * 1 - 3, 3 * 2 - 5]
+    a = torch.ones(2, 3, 4, 4)
+    assert msarc_loss([a, a[:, :1]], [a, a[:, :1]]).item() == 0
+    assert msarc_loss([a], [a + 2]).item() == pytest.approx(4.0)               # mean squared difference
+    with pytest.raises(ValueError, match="shapes differ"):
+        msarc_loss([a], [a[:, :1]])
+
+
+def test_channel_exchange_takes_the_given_share_of_channels():
+    from dfkd_lib.synthesizers import channel_exchange
+
+    a, b = torch.zeros(3, 4, 2, 2), torch.ones(3, 4, 2, 2)
+    mixed = channel_exchange(a, b, 0.5, torch.Generator().manual_seed(0))
+    assert mixed[:, :, 0, 0].sum(1).tolist() == [2.0, 2.0, 2.0]                # two of four channels per image
+    assert torch.equal(mixed.amax((2, 3)), mixed.amin((2, 3)))                 # whole channels, not pixels
+    assert torch.equal(channel_exchange(a, b, 0.0), a) and torch.equal(channel_exchange(a, b, 1.0), b)
+    with pytest.raises(ValueError, match="fraction"):
+        channel_exchange(a, b, 1.5)
+
+
+def test_feature_exchange_pool_and_spaceshipnet_losses():
+    from dfkd_lib.config import DistillConfig
+    from dfkd_lib.data import dataset_spec
+    from dfkd_lib.models import resnet8
+    from dfkd_lib.models.generators import DCGANGenerator
+    from dfkd_lib.step import forward_step
+
+    torch.manual_seed(0)
+    spec = dataset_spec("fashion-mnist")
+    teacher, student = resnet8(10, 1, 4).eval().requires_grad_(False), resnet8(10, 1, 4)
+    g = DCGANGenerator(nz=4, out_channels=1, image_size=32, channels=(8, 8, 4, 4, 4))
+    z = torch.randn(2, 4)
+    g.eval()
+    for level, h in enumerate(g.levels(z)):                                     # the rest of G from any level
+        assert torch.allclose(g.forward_from(level, h), g(z))
+    m = build_method("spaceshipnet", generator_steps=2, student_steps=1)
+    synth = m.make_synthesizer(g, spec)
+    cfg = DistillConfig(batch_size=4)
+    synth.setup(cfg, torch.device("cpu"))
+    m.setup(teacher, student, z)
+    logs = synth.synthesis_step(teacher, student, m, cfg)
+    assert synth.features is None and {"L_cls", "L_BN"} <= set(logs)            # stored after t = 2 steps
+    synth.synthesis_step(teacher, student, m, cfg)
+    assert [tuple(f.shape) for f in synth.features] == [(4, 8, 2, 2), (4, 8, 4, 4), (4, 4, 8, 8)]
+    x = synth.sample(6)
+    assert x.shape == (6, 1, 32, 32)
+    step = forward_step(teacher, student, x, m, "student")
+    loss, logs = m.student_loss(step)
+    assert logs["L_mSARC"] > 0 and loss.item() == pytest.approx(logs["L_KD"] + logs["L_mSARC"], rel=1e-5)
+    loss.backward()
+    assert student.stem[0].weight.grad is not None and teacher.stem[0].weight.grad is None
+    plain = build_method("spaceshipnet", lambda_msarc=0.0)
+    assert plain.student_loss(step)[0].item() == pytest.approx(
+        (30.0 ** 2) * torch.nn.functional.kl_div(torch.log_softmax(step.student_logits / 30, 1),
+                                                 torch.softmax(step.teacher_logits / 30, 1),
+                                                 reduction="batchmean").item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl", "zskt", "dfq", "mad", "cmi", "spaceshipnet"])
 def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypatch):
     from dfkd_lib.experiment import run_distillation
     teacher = tiny_teacher

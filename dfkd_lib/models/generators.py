@@ -92,11 +92,7 @@ class DCGANGenerator(nn.Module):
 
     def features(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of the four blocks, ``(N, channels[i+1], S/2**(3-i), ...)``, for visualisation."""
-        out, feats = self._stem(z), []
-        for block in self.blocks:
-            out = block(out)
-            feats.append(out)
-        return feats
+        return self.levels(z)[1:]
 
     def _stem(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.nz:
@@ -112,10 +108,28 @@ class DCGANGenerator(nn.Module):
         return (torch.sigmoid(img) - self.mean) / self.std
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self._stem(z)
+        return self.forward_from(0, self._stem(z))
+
+    def levels(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """The generator's features by level: ``[stem, block 0, ..., block 3]``; level ``i`` is the input of
+        block ``i`` (the stem is ``(N, channels[0], S/16, S/16)``), so ``forward_from(i, levels(z)[i]) == G(z)``."""
+        out = [self._stem(z)]
         for block in self.blocks:
-            out = block(out)
-        return self.head(out)
+            out.append(block(out[-1]))
+        return out
+
+    def forward_from(self, level: int, h: torch.Tensor) -> torch.Tensor:
+        """Images from the features ``h`` of ``level`` (0..4, see :meth:`levels`): blocks ``level..3``, then the
+        head (SpaceshipNet's channel-wise feature exchange feeds exchanged features in here).
+
+        Raises:
+            ValueError: ``level`` outside 0..4.
+        """
+        if not 0 <= level <= len(self.blocks):
+            raise ValueError(f"level must be in 0..{len(self.blocks)}, got {level}")
+        for block in self.blocks[level:]:
+            h = block(h)
+        return self.head(h)
 
     def sample_z(self, n: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``z ~ N(0, I)`` of shape ``(n, nz)`` (Algorithm 1, lines 4 and 13)."""
