@@ -83,7 +83,8 @@ teachers: setup data
 	$(PY) -m dfkd_lib train-teacher --dataset fashion-mnist-upper
 
 # Results commands behind the chapters (hours on 2 CPU cores; each resumes where it stopped): one sweep per
-# core for the DFKD-FGVC ablation, then the BN-inversion students and the foundations chapter's long run.
+# core for the DFKD-FGVC ablation, then the BN-inversion students, the foundations chapter's long run, the bird
+# photos, DFAD's MNIST quick start and the comparison of the field's methods (results/table1.json, the longest).
 SWEEP := OMP_NUM_THREADS=1 $(PY) -m dfkd_lib sweep
 results: setup data
 	$(SWEEP) results/dfkd_fgvc_ablation.json --dataset fashion-mnist & a=$$!; \
@@ -93,6 +94,8 @@ results: setup data
 	$(PY) -m dfkd_lib invert results/bn_inversion_grid.json
 	$(PY) -m dfkd_lib sweep results/foundations.json
 	$(MAKE) birds
+	$(MAKE) mnist && $(PY) -m dfkd_lib sweep results/dfad_mnist.json
+	$(PY) -m dfkd_lib sweep results/table1.json
 
 # Real bird photos (a folder of CUB-200 species, BIRDS=PATH): two teachers, then the DFKD-FGVC runs on them.
 BIRDS ?= ../shared/data/cub100-subset

@@ -31,8 +31,9 @@ class CMI(Method):
     """KD on CMI's image pool; the synthesis options are passed to :class:`~dfkd_lib.synthesizers.CMISynthesizer`.
 
     Args:
-        steps, lr, alpha_bn, alpha_oh, alpha_adv, alpha_cr, cr_temperature, bank_size, head_dim: the
-            synthesiser's (see there).
+        steps, lr, alpha_bn, alpha_oh, alpha_adv, alpha_cr, cr_temperature, bank_size, head_dim, max_batches:
+            the synthesiser's (see there; ``max_batches``: stop synthesising after so many batches and train on
+            the fixed pool, ``None``: a batch every iteration).
         temperature: KD temperature of the student (4).
         student_steps: ``k`` (5); one batch is synthesised per iteration (``t = 1``).
 
@@ -46,13 +47,14 @@ class CMI(Method):
 
     def __init__(self, steps: int = 50, lr: float = 1e-3, alpha_bn: float = 1.0, alpha_oh: float = 1.0,
                  alpha_adv: float = 0.5, alpha_cr: float = 0.8, cr_temperature: float = 0.1, bank_size: int = 4096,
-                 head_dim: int = 128, temperature: float = 4.0, student_steps: int = 5):
+                 head_dim: int = 128, max_batches: int | None = None, temperature: float = 4.0,
+                 student_steps: int = 5):
         super().__init__()
         check_temperature(temperature)
         self.set_steps(1, student_steps)
         self.synthesis = dict(steps=steps, lr=lr, alpha_bn=alpha_bn, alpha_oh=alpha_oh, alpha_adv=alpha_adv,
                               alpha_cr=alpha_cr, cr_temperature=cr_temperature, bank_size=bank_size,
-                              head_dim=head_dim)
+                              head_dim=head_dim, max_batches=max_batches)
         self.temperature = float(temperature)
 
     def make_synthesizer(self, generator: nn.Module, spec):
