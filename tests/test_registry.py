@@ -24,3 +24,14 @@ def test_the_three_registries_are_one_kind(monkeypatch):
 def test_every_method_is_registered_with_its_citation():
     assert set(METHODS.citations) == set(METHODS)
     assert "ICCV 2023" in METHODS.citations["dfkd-fgvc"] and "NeurIPS 2019" in METHODS.citations["zskt"]
+
+
+def test_describe_methods_lists_every_method_with_its_images_and_citation():
+    from dfkd_lib.methods import METHODS, describe_methods
+
+    rows = {r["name"]: r for r in describe_methods()}
+    assert set(rows) == set(METHODS)
+    assert all(r["citation"] and r["images"] for r in rows.values())
+    assert rows["dfq"]["BN prior"] and rows["cmi"]["BN prior"] and not rows["dfad"]["BN prior"]
+    assert "MomentumGeneratorSynthesizer" in rows["mad"]["images"] and "RealImages" in rows["real-kd"]["images"]
+    assert (rows["zskt"]["t"], rows["zskt"]["k"]) == (1, 10) and "beta=250.0" in rows["zskt"]["options"]

@@ -45,13 +45,30 @@ def check_options(name: str, options: dict) -> None:
             raise ValueError(f"option {key!r} of {name!r} is a number, got {value!r}")
 
 
+def describe_methods() -> list[dict]:
+    """One row per registered method, for tables: ``name``, ``citation``, ``images`` (how the student's images
+    are made, :attr:`Method.synthesis`), ``BN prior`` (whether the teacher's BN statistics shape them), ``t`` and
+    ``k`` (its default steps per iteration; a run's ``DistillConfig`` may override them) and ``options`` (its
+    other options with their defaults)."""
+    rows = []
+    for name in METHODS:
+        m = build_method(name)
+        opts = {k: v for k, v in method_options(name).items() if k not in ("generator_steps", "student_steps")}
+        rows.append({"name": name, "citation": METHODS.citations.get(name, ""), "images": m.synthesis,
+                     "BN prior": bool(m.uses_bn if m.bn_prior is None else m.bn_prior),
+                     "t": m.generator_steps, "k": m.student_steps,
+                     "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
+    return rows
+
+
 def build_method(name: str, **options) -> Method:
     """Build a registered method after :func:`check_options`; ``KeyError`` lists the known names."""
     check_options(name, options)
     return METHODS[name](**options)
 
 
-__all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_method", "check_options", "method_options",
+__all__ = ["Method", "Step", "AdversarialBNDistillation", "METHODS", "build_method", "check_options", "describe_methods",
+           "method_options",
            "register_method"]
 from . import dfkd_fgvc  # noqa: E402,F401  registers "dfkd-fgvc"
 from . import inversion  # noqa: E402,F401  registers "deepinversion", "adi", "zskd"

@@ -38,6 +38,10 @@ class Method(nn.Module):
     uses_bn = False
     generator_steps = 1
     student_steps = 5
+    #: How the student's images are made, in words (for tables such as :func:`dfkd_lib.methods.describe_methods`).
+    synthesis = "an adversarial generator (GeneratorSynthesizer)"
+    #: Whether the images are shaped by the teacher's BN statistics (``None``: the same as :attr:`uses_bn`).
+    bn_prior: bool | None = None
 
     def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
         """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""

@@ -43,6 +43,8 @@ class CMI(Method):
 
     name = "cmi"
     uses_bn = False          # the BN prior lives in the synthesiser's inversion
+    bn_prior = True
+    synthesis = "a generator restarted per batch, contrastive; pooled (CMISynthesizer)"
     generator_steps = 1
 
     def __init__(self, steps: int = 50, lr: float = 1e-3, alpha_bn: float = 1.0, alpha_oh: float = 1.0,
@@ -52,7 +54,7 @@ class CMI(Method):
         super().__init__()
         check_temperature(temperature)
         self.set_steps(1, student_steps)
-        self.synthesis = dict(steps=steps, lr=lr, alpha_bn=alpha_bn, alpha_oh=alpha_oh, alpha_adv=alpha_adv,
+        self.synthesis_options = dict(steps=steps, lr=lr, alpha_bn=alpha_bn, alpha_oh=alpha_oh, alpha_adv=alpha_adv,
                               alpha_cr=alpha_cr, cr_temperature=cr_temperature, bank_size=bank_size,
                               head_dim=head_dim, max_batches=max_batches)
         self.temperature = float(temperature)
@@ -60,7 +62,7 @@ class CMI(Method):
     def make_synthesizer(self, generator: nn.Module, spec):
         from ..synthesizers import CMISynthesizer
 
-        options = dict(self.synthesis)
+        options = dict(self.synthesis_options)
         if fast_mode():
             options["steps"] = min(options["steps"], FAST_CMI_STEPS)
         return CMISynthesizer(generator, spec, **options)

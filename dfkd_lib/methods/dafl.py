@@ -49,6 +49,7 @@ class DAFL(Method):
 
     name = "dafl"
     uses_bn = False
+    synthesis = "a generator trained on the teacher alone (GeneratorSynthesizer)"
 
     def __init__(self, alpha: float = 0.1, beta: float = 5.0, temperature: float = 1.0, generator_steps: int = 1,
                  student_steps: int = 1):

@@ -51,6 +51,7 @@ class KDOnSynthetic(Method):
     name = "kd-on-synthetic"
     uses_bn = False
     generator_steps = 1
+    synthesis = "optimised pixels, pooled (InversionSynthesizer)"
 
     def __init__(self, temperature: float = 1.0, student_steps: int = 5, name: str | None = None):
         super().__init__()
@@ -75,26 +76,34 @@ class KDOnSynthetic(Method):
         return f"T={self.temperature}, " + super().extra_repr()
 
 
+def _described(method: KDOnSynthetic, bn_prior: bool, synthesis: str | None = None) -> KDOnSynthetic:
+    method.bn_prior = bn_prior
+    if synthesis is not None:
+        method.synthesis = synthesis
+    return method
+
+
 @register_method("deepinversion",
                  citation='Yin et al., "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion", '
                           'CVPR 2020')
 def deepinversion(temperature: float = INVERSION_TEMPERATURE["deepinversion"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of DeepInversion: :class:`KDOnSynthetic` named ``"deepinversion"``."""
-    return KDOnSynthetic(temperature, student_steps, name="deepinversion")
+    return _described(KDOnSynthetic(temperature, student_steps, name="deepinversion"), bn_prior=True)
 
 
 @register_method("adi",
                  citation="Yin et al., \"Dreaming to Distill\" (Adaptive DeepInversion), CVPR 2020")
 def adi(temperature: float = INVERSION_TEMPERATURE["adi"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of Adaptive DeepInversion: :class:`KDOnSynthetic` named ``"adi"``."""
-    return KDOnSynthetic(temperature, student_steps, name="adi")
+    return _described(KDOnSynthetic(temperature, student_steps, name="adi"), bn_prior=True)
 
 
 @register_method("zskd",
                  citation="Nayak et al., \"Zero-Shot Knowledge Distillation in Deep Networks\", ICML 2019")
 def zskd(temperature: float = INVERSION_TEMPERATURE["zskd"], student_steps: int = 5) -> KDOnSynthetic:
     """The student side of ZSKD: :class:`KDOnSynthetic` at ``T = 20`` named ``"zskd"``."""
-    return KDOnSynthetic(temperature, student_steps, name="zskd")
+    return _described(KDOnSynthetic(temperature, student_steps, name="zskd"), bn_prior=False,
+                      synthesis="optimised pixels towards Dirichlet soft targets, pooled (ZSKDSynthesizer)")
 
 
 def make_inversion_run(kind: str, spec, *, temperature: float | None = None, student_steps: int = 5,

@@ -41,6 +41,7 @@ class MAD(Method):
 
     name = "mad"
     uses_bn = True
+    synthesis = "an adversarial generator and its EMA copy (MomentumGeneratorSynthesizer)"
 
     def __init__(self, alpha: float = 1.0, momentum: float = 0.9, ema_fraction: float = 0.5,
                  temperature: float = 1.0, generator_steps: int = 1, student_steps: int = 5):

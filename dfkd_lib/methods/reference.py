@@ -16,13 +16,15 @@ from . import register_method
 from .base import Method, Step
 from .inversion import KDOnSynthetic
 
+REAL_IMAGES = "the real training images (RealImages): a reference, not data-free"
+
 
 @register_method("real-kd",
                  citation="reference, not data-free: KD (Hinton et al., 2015) on the real training images")
 def real_kd(temperature: float = 1.0, student_steps: int = 5) -> KDOnSynthetic:
     """KD on real training images: :class:`~dfkd_lib.methods.inversion.KDOnSynthetic`'s loss, ``t = 0``."""
     method = KDOnSynthetic(temperature, student_steps, name="real-kd")
-    method.generator_steps = 0
+    method.generator_steps, method.bn_prior, method.synthesis = 0, False, REAL_IMAGES
     return method
 
 
@@ -41,6 +43,7 @@ class LabelsOnly(Method):
     name = "real-labels"
     uses_bn = False
     generator_steps = 0
+    synthesis = REAL_IMAGES
 
     def __init__(self, student_steps: int = 5):
         super().__init__()

@@ -50,6 +50,7 @@ class SpaceshipNet(Method):
 
     name = "spaceshipnet"
     uses_bn = True
+    synthesis = "pooled generator features, exchanged channel-wise (FeatureExchangeSynthesizer)"
 
     def __init__(self, lambda_cls: float = 0.5, lambda_bn: float = 1.0, lambda_msarc: float = 1.0,
                  temperature: float = 30.0, p: float = 0.7, fraction: float = 0.5, generator_steps: int = 200,
