@@ -238,3 +238,37 @@ def test_each_baseline_runs_end_to_end(method, tiny_teacher, tmp_path, monkeypat
                            method=method, progress=False)
     assert 0 <= res["best_accuracy"] <= 1 and res["resolved"]["method"]
     assert any(k.startswith("S/") for k in res["history"][0]) and any(k.startswith("G/") for k in res["history"][0])
+
+
+@pytest.mark.parametrize("method, options", [("mad", {}), ("cmi", {"steps": 2, "bank_size": 8}),
+                                             ("spaceshipnet", {})])
+def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_history(method, options, tiny_loader, tmp_path):
+    """The synthesisers' own state (EMA copy, CMI's head and bank, the feature pool) survives a checkpoint."""
+    from dfkd_lib.config import DistillConfig
+    from dfkd_lib.data import dataset_spec
+    from dfkd_lib.engine import distill
+    from dfkd_lib.models import resnet8
+    from dfkd_lib.models.generators import DCGANGenerator
+
+    spec = dataset_spec("fashion-mnist")
+    cfg = DistillConfig(epochs=2, iterations_per_epoch=2, batch_size=4, generator_steps=2, student_steps=2,
+                        pool_size=8)
+
+    def run(**kw):
+        torch.manual_seed(0)
+        t, s = resnet8(10, 1, 4).eval(), resnet8(10, 1, 4)
+        m = build_method(method, **options)
+        synth = m.make_synthesizer(DCGANGenerator.for_dataset(spec, nz=8, width=4), spec)
+        return distill(t, s, synth, m, tiny_loader, cfg, progress=False, **kw)
+
+    def stop(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    full = run()
+    ck = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint=ck, on_epoch=stop)
+    resumed = run(checkpoint=ck)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "wall_s"} for e in h]
+    assert resumed.resumed_from_epoch == 1 and strip(resumed.history) == strip(full.history)
