@@ -63,11 +63,12 @@ def _sweep(args, argv) -> int:
 
 
 def _methods(args, argv) -> int:
-    from .methods import METHODS, method_options
+    from .methods import describe_methods, method_options
 
-    for name in sorted(METHODS):
-        options = ", ".join(f"{k}={v!r}" for k, v in method_options(name).items())
-        print(f"{name}: {METHODS.citations.get(name, '')}\n    options: {options}")
+    for row in sorted(describe_methods(), key=lambda r: r["name"]):
+        options = ", ".join(f"{k}={v!r}" for k, v in method_options(row["name"]).items())
+        print(f"{row['name']}: {row['citation']}\n    images: {row['images']}; BN prior: "
+              f"{'yes' if row['BN prior'] else 'no'}\n    options: {options}")
     return 0
 
 
