@@ -35,3 +35,4 @@ def test_describe_methods_lists_every_method_with_its_images_and_citation():
     assert rows["dfq"]["BN prior"] and rows["cmi"]["BN prior"] and not rows["dfad"]["BN prior"]
     assert "MomentumGeneratorSynthesizer" in rows["mad"]["images"] and "RealImages" in rows["real-kd"]["images"]
     assert (rows["zskt"]["t"], rows["zskt"]["k"]) == (1, 10) and "beta=250.0" in rows["zskt"]["options"]
+
