@@ -239,9 +239,21 @@ def _every_method():
             return synth, build_method(method)
         return make
 
+    def own(method, **options):  # a method that chooses its synthesiser (Method.make_synthesizer)
+        def make():
+            m = build_method(method, **options)
+            return m.make_synthesizer(DCGANGenerator.for_dataset(SPEC, nz=8, width=4), SPEC), m
+        return make
+
     assert ImagePool  # the pixel methods keep their batches in one
     return {"baseline": gen("baseline"), "dfkd-fgvc": gen("dfkd-fgvc", order=2), "deepinversion": inv("deepinversion"),
-            "adi": inv("adi"), "zskd": inv("zskd"), "real-kd": real("real-kd"), "real-labels": real("real-labels")}
+            "adi": inv("adi"), "zskd": inv("zskd"), "real-kd": real("real-kd"), "real-labels": real("real-labels"),
+            **{m: own(m) for m in ("dfad", "dafl", "zskt", "dfq", "mad", "spaceshipnet")}, "cmi": own("cmi", steps=2)}
+
+
+def test_every_registered_method_is_covered():
+    from dfkd_lib.methods import METHODS
+    assert set(_every_method()) == set(METHODS)
 
 
 @pytest.mark.parametrize("name", list(_every_method()))
