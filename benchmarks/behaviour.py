@@ -62,12 +62,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/behaviour.json")
     ap.add_argument("--compare", default=None, help="an earlier fingerprint to compare with")
     args = ap.parse_args(argv)
+    old = json.loads(Path(args.compare).read_text()) if args.compare else None  # read before anything is written
     fp = fingerprint()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(fp, indent=1))
-    print(f"wrote {args.out}")
-    if args.compare:
-        return 1 if compare(fp, json.loads(Path(args.compare).read_text())) else 0
+    if args.compare and Path(args.out).resolve() == Path(args.compare).resolve():
+        print(f"not writing {args.out}: it is the fingerprint compared against (pass --out elsewhere to keep this one)")
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(fp, indent=1))
+        print(f"wrote {args.out}")
+    if old is not None:
+        return 1 if compare(fp, old) else 0
     return 0
 
 
