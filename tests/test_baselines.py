@@ -164,14 +164,14 @@ def test_cmi_synthesis_restarts_the_generator_and_fills_pool_and_bank():
 
 
 def test_cams_and_msarc_by_hand():
-    from dfkd_lib.losses import fc_cam, grad_cam, msarc_loss
+    from dfkd_lib.losses import fc_cam, grad_weighted_cam, msarc_loss
 
     f = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     assert fc_cam(f, w).flatten().tolist() == [1.0, 2.0, 3.0]                  # sum_p w_p^c f_p per class
     stage = torch.tensor([[[[1.0, 2.0]], [[3.0, 5.0]]]], requires_grad=True)   # (1, 2, 1, 2)
     score = (3 * stage[:, 0] - stage[:, 1]).sum((1, 2))                        # d score / d f = (3, -1) everywhere
-    assert grad_cam(stage, score).flatten().tolist() == [3 * 1 - 3, 3 * 2 - 5]
+    assert grad_weighted_cam(stage, score).flatten().tolist() == [3 * 1 - 3, 3 * 2 - 5]
     a = torch.ones(2, 3, 4, 4)
     assert msarc_loss([a, a[:, :1]], [a, a[:, :1]]).item() == 0
     assert msarc_loss([a], [a + 2]).item() == pytest.approx(4.0)               # mean squared difference

@@ -94,3 +94,17 @@ def test_highlight_keeps_layout_and_colours():
     ax = plot_embedding(rng.normal(size=(15, 2)), labels, ["a", "b", "c"], highlight=[0, 2])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "c"]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 15  # the other class is drawn, in grey
+
+
+def test_accuracy_over_time_draws_one_mean_line_per_variant():
+    import pandas as pd
+
+    from dfkd_lib.viz import plot_accuracy_over_time
+
+    hist = pd.DataFrame({"variant": ["a", "a", "a", "a", "b", "b"], "dataset": ["d"] * 6, "seed": [0, 0, 1, 1, 0, 0],
+                         "epoch": [1, 2, 1, 2, 1, 2], "test_accuracy": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+                         "wall_s": [60.0, 120.0, 180.0, 240.0, 60.0, 120.0]})
+    ax = plot_accuracy_over_time(hist, {"a": "A", "b": "B", "c": "C (no runs)"}, "d", reference=55.0)
+    lines = [l for l in ax.get_lines() if l.get_label() != "reference"]
+    assert [l.get_label() for l in lines] == ["A (2 seeds)", "B (1 seed)"]
+    assert list(lines[0].get_xdata()) == [2.0, 3.0] and list(lines[0].get_ydata()) == [20.0, 30.0]  # seed means

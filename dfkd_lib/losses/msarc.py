@@ -20,7 +20,7 @@ def fc_cam(features: torch.Tensor, fc_weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("kc,nchw->nkhw", fc_weight.to(features.dtype), features)
 
 
-def grad_cam(stage: torch.Tensor, scores: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+def grad_weighted_cam(stage: torch.Tensor, scores: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
     """Grad-CAM-style CAM of a shallower stage (Eq. A3; Selvaraju et al. 2017): ``sum_p alpha_p f_p`` with
     ``alpha_p`` the spatial mean of ``d score / d f_p``.
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import kd_loss
-from ..losses.msarc import fc_cam, grad_cam, msarc_loss
+from ..losses.msarc import fc_cam, grad_weighted_cam, msarc_loss
 from ..synthesizers.pixels import final_linear_weight
 from . import register_method
 from .base import Method, Step, check_temperature, check_weights
@@ -81,7 +81,7 @@ class SpaceshipNet(Method):
         """CAMs of ``net`` at every stage: Grad-CAM-style for ``classes`` ``(N,)`` before the last stage, all
         classes through the final linear layer at the last one (see :mod:`dfkd_lib.losses.msarc`)."""
         scores = logits.gather(1, classes[:, None])[:, 0]
-        maps = [grad_cam(f, scores, create_graph) for f in stages[:-1]]
+        maps = [grad_weighted_cam(f, scores, create_graph) for f in stages[:-1]]
         return maps + [fc_cam(stages[-1], final_linear_weight(net))]
 
     def student_loss(self, step: Step):

@@ -276,6 +276,39 @@ def plot_accuracy(histories: dict[str, list[dict]], teacher_accuracy: float | No
     return ax
 
 
+def plot_accuracy_over_time(histories, labels: Mapping[str, str], dataset: str, ax=None,
+                            reference: float | None = None, reference_label: str = "reference"):
+    """Test accuracy against wall-clock minutes, one line per variant (mean over seeds at each epoch).
+
+    Args:
+        histories: a :func:`~dfkd_lib.sweep.load_histories` frame (columns ``variant``, ``dataset``, ``seed``,
+            ``epoch``, ``test_accuracy`` in %, ``wall_s`` since the run's start).
+        labels: ``{variant: label}``, in legend order; variants without rows are skipped.
+        dataset: which dataset's runs to draw.
+        reference: a horizontal line (e.g. a reported accuracy, %), or ``None``.
+
+    Returns:
+        The axes (x: minutes, y: test accuracy in %).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    rows = histories[histories["dataset"] == dataset] if len(histories) else histories
+    for variant, label in labels.items():
+        h = rows[rows["variant"] == variant] if len(rows) else rows
+        if not len(h):
+            continue
+        curve = h.groupby("epoch")[["wall_s", "test_accuracy"]].mean()
+        ax.plot(curve["wall_s"] / 60, curve["test_accuracy"], marker="o", ms=3,
+                label=f"{label} ({h['seed'].nunique()} seed{'s' if h['seed'].nunique() > 1 else ''})")
+    if reference is not None:
+        ax.axhline(reference, ls=":", c="k", lw=1, label=reference_label)
+    ax.set(xlabel="wall-clock minutes (one thread)", ylabel="test accuracy (%)", title=dataset)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return ax
+
+
 def plot_confusion(preds: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str], ax=None,
                    title: str = "Confusion matrix (rows: true class)"):
     """Row-normalised confusion matrix as a seaborn heat map; returns the axes."""
