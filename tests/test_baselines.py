@@ -222,6 +222,11 @@ def test_feature_exchange_pool_and_spaceshipnet_losses():
     assert logs["L_mSARC"] > 0 and loss.item() == pytest.approx(logs["L_KD"] + logs["L_mSARC"], rel=1e-5)
     loss.backward()
     assert student.stem[0].weight.grad is not None and teacher.stem[0].weight.grad is None
+    second = build_method("spaceshipnet", second_order=True)   # the same loss, trained through alpha as well
+    second.setup(teacher, student, z)
+    loss2, _ = second.student_loss(forward_step(teacher, student, x, second, "student"))
+    assert loss2.item() == pytest.approx(loss.item(), rel=1e-5)
+    loss2.backward()
     plain = build_method("spaceshipnet", lambda_msarc=0.0)
     assert plain.student_loss(step)[0].item() == pytest.approx(
         (30.0 ** 2) * torch.nn.functional.kl_div(torch.log_softmax(step.student_logits / 30, 1),

@@ -12,7 +12,8 @@ last stage the CAMs of all classes through each network's final linear layer, at
 CAMs for the teacher's predicted class, student against teacher. Teacher and student need stages of equal spatial
 sizes (e.g. two CIFAR ResNets).
 
-Where we differ: the paper optimises the generator for 200 steps per epoch on one noise batch and then runs
+Where we differ: the student's Grad-CAM weights are constants of each step unless ``second_order=True`` (the
+supplementary does not say; the second-order gradient costs about twice a student step on a CPU). The paper optimises the generator for 200 steps per epoch on one noise batch and then runs
 2,000 student steps; the defaults here keep that 1:10 ratio (``t = 200``, ``k = 2000``) and a run's schedule
 may shorten both. The loop, optimisers and learning rates are the library's (the paper's generator lr starts at
 0.1, its student lr at 0.1).
@@ -41,6 +42,8 @@ class SpaceshipNet(Method):
         lambda_msarc: weight of the CAM consistency (1; 0 gives plain KD).
         temperature: ``tau`` of the KD term (30).
         p, fraction: CFE's exchange probability and share of channels (0.7, 0.5).
+        second_order: also train through the student's Grad-CAM weights ``alpha`` (a second-order gradient);
+            by default they are constants of each step and the gradient flows through the feature maps only.
         generator_steps, student_steps: ``t`` (200) and ``k`` (2000).
 
     Raises:
@@ -53,13 +56,13 @@ class SpaceshipNet(Method):
     synthesis = "pooled generator features, exchanged channel-wise (FeatureExchangeSynthesizer)"
 
     def __init__(self, lambda_cls: float = 0.5, lambda_bn: float = 1.0, lambda_msarc: float = 1.0,
-                 temperature: float = 30.0, p: float = 0.7, fraction: float = 0.5, generator_steps: int = 200,
-                 student_steps: int = 2000):
+                 temperature: float = 30.0, p: float = 0.7, fraction: float = 0.5, second_order: bool = False,
+                 generator_steps: int = 200, student_steps: int = 2000):
         super().__init__()
         check_weights(lambda_cls=lambda_cls, lambda_bn=lambda_bn, lambda_msarc=lambda_msarc)
         check_temperature(temperature)
         self.lambda_cls, self.lambda_bn, self.lambda_msarc = lambda_cls, lambda_bn, lambda_msarc
-        self.temperature, self.p, self.fraction = temperature, p, fraction
+        self.temperature, self.p, self.fraction, self.second_order = temperature, p, fraction, bool(second_order)
         self.set_steps(generator_steps, student_steps)
         self._nets: tuple = ()      # (teacher, student), kept out of the module tree (not trained here)
 
@@ -95,7 +98,7 @@ class SpaceshipNet(Method):
             t_logits, t_feats = teacher(x, return_features=True)
             classes = t_logits.argmax(1)
             t_cams = [c.detach() for c in self.cams(teacher, t_logits, t_feats.stages, classes, False)]
-        s_cams = self.cams(student, step.student_logits, step.student_features.stages, classes, True)
+        s_cams = self.cams(student, step.student_logits, step.student_features.stages, classes, self.second_order)
         msarc = msarc_loss(s_cams, t_cams)
         logs["L_mSARC"] = msarc.item()
         return kd + self.lambda_msarc * msarc, logs
