@@ -96,6 +96,7 @@ results: setup data
 	$(MAKE) birds
 	$(MAKE) mnist && $(PY) -m dfkd_lib sweep results/dfad_mnist.json
 	$(PY) -m dfkd_lib sweep results/table1.json
+	$(PY) -m dfkd_lib sweep results/sensitivity.json
 
 # Real bird photos (a folder of CUB-200 species, BIRDS=PATH): two teachers, then the DFKD-FGVC runs on them.
 BIRDS ?= ../shared/data/cub100-subset
