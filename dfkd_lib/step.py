@@ -48,14 +48,17 @@ def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method
 
     In the generator phase gradients flow through both networks into ``x`` (their weights are frozen by the
     caller) and the teacher's BN statistics are recorded when ``method.uses_bn``; in the student phase the
-    teacher runs under ``no_grad``.
+    teacher runs under ``no_grad``, unless ``method.teacher_graph`` asks for its graph (on a detached copy of
+    ``x`` that requires grad, so that gradients *within* the teacher can be taken, e.g. for its Grad-CAMs).
     """
     device = x.device
     bn_ctx = BNStatistics(teacher) if (method.uses_bn and phase == "generator") else contextlib.nullcontext()
-    grad_ctx = torch.enable_grad() if phase == "generator" else torch.no_grad()
+    keep_graph = phase == "generator" or getattr(method, "teacher_graph", False)
+    grad_ctx = torch.enable_grad() if keep_graph else torch.no_grad()
+    t_in = x if phase == "generator" or not keep_graph else x.detach().requires_grad_(True)
     with autocast(device, amp):
         with bn_ctx as bn, grad_ctx:
-            t_logits, t_feats = teacher(x, return_features=True)
+            t_logits, t_feats = teacher(t_in, return_features=True)
         s_logits, s_feats = student(x, return_features=True)
     bn_loss = bn.loss() if bn is not None else None
     return Step(x, t_logits.float(), t_feats, s_logits.float(), s_feats, bn_loss, phase, labels)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dfkd_lib.losses.at import attention_transfer_loss, spatial_attention
+from dfkd_lib.losses.msarc import msarc_loss
 from dfkd_lib.methods import build_method
 from dfkd_lib.methods.dafl import dafl_generator_terms
 from dfkd_lib.methods.dfq import dfq_entropy_terms
@@ -217,9 +218,18 @@ def test_feature_exchange_pool_and_spaceshipnet_losses():
     assert [tuple(f.shape) for f in synth.features] == [(4, 8, 2, 2), (4, 8, 4, 4), (4, 4, 8, 8)]
     x = synth.sample(6)
     assert x.shape == (6, 1, 32, 32)
+    calls = []
+    hook = teacher.register_forward_hook(lambda *_: calls.append(1))
     step = forward_step(teacher, student, x, m, "student")
     loss, logs = m.student_loss(step)
+    hook.remove()
+    assert len(calls) == 1                               # one teacher forward serves KD and the teacher's CAMs
     assert logs["L_mSARC"] > 0 and loss.item() == pytest.approx(logs["L_KD"] + logs["L_mSARC"], rel=1e-5)
+    xt = x.detach().requires_grad_(True)                 # the teacher's CAMs from a forward of its own agree
+    t_logits, t_feats = teacher(xt, return_features=True)
+    t_cams = m.cams(teacher, t_logits, t_feats.stages, t_logits.argmax(1), False)
+    s_cams = m.cams(student, step.student_logits, step.student_features.stages, t_logits.argmax(1), False)
+    assert logs["L_mSARC"] == pytest.approx(msarc_loss(s_cams, [c.detach() for c in t_cams]).item(), rel=1e-5)
     loss.backward()
     assert student.stem[0].weight.grad is not None and teacher.stem[0].weight.grad is None
     second = build_method("spaceshipnet", second_order=True)   # the same loss, trained through alpha as well

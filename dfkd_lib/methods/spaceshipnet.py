@@ -53,6 +53,7 @@ class SpaceshipNet(Method):
 
     name = "spaceshipnet"
     uses_bn = True
+    teacher_graph = True     # the teacher's Grad-CAMs in the student loss
     synthesis = "pooled generator features, exchanged channel-wise (FeatureExchangeSynthesizer)"
 
     def __init__(self, lambda_cls: float = 0.5, lambda_bn: float = 1.0, lambda_msarc: float = 1.0,
@@ -88,15 +89,14 @@ class SpaceshipNet(Method):
         return maps + [fc_cam(stages[-1], final_linear_weight(net))]
 
     def student_loss(self, step: Step):
-        kd = kd_loss(step.student_logits, step.teacher_logits, self.temperature)
+        kd = kd_loss(step.student_logits, step.teacher_logits.detach(), self.temperature)
         logs = {"L_KD": kd.item()}
         if self.lambda_msarc == 0:
             return kd, logs
         teacher, student = self._nets
-        x = step.x.detach().requires_grad_(True)      # a graph through the frozen teacher, for its Grad-CAMs
+        t_logits, t_feats = step.teacher_logits, step.teacher_features   # with their graph (teacher_graph)
+        classes = t_logits.argmax(1)
         with torch.enable_grad():
-            t_logits, t_feats = teacher(x, return_features=True)
-            classes = t_logits.argmax(1)
             t_cams = [c.detach() for c in self.cams(teacher, t_logits, t_feats.stages, classes, False)]
         s_cams = self.cams(student, step.student_logits, step.student_features.stages, classes, self.second_order)
         msarc = msarc_loss(s_cams, t_cams)

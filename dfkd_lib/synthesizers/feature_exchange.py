@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..step import check_finite, forward_step
 from .generator import GeneratorSynthesizer
 
 
@@ -81,18 +80,7 @@ class FeatureExchangeSynthesizer(GeneratorSynthesizer):
         if self._count % t == 0:
             self._z = self.generator.sample_z(n, self.device)
             self._y = ((torch.arange(n) + self._count // t * n) % self.num_classes).to(self.device)
-        self.generator.train()
-        student.requires_grad_(False)
-        try:
-            x = self.generator(self._z)
-            step = forward_step(teacher, student, x, method, "generator", config.amp, labels=self._y)
-            loss, logs = method.generator_loss(step)
-            check_finite(loss, "generator")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        finally:
-            student.requires_grad_(True)
+        _, logs = self.update(self._z, teacher, student, method, config, labels=self._y)
         self._count += 1
         if self._count % t == 0:
             self._store()

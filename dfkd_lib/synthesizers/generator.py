@@ -46,11 +46,25 @@ class GeneratorSynthesizer(Synthesizer):
         self._pool_gen.manual_seed(config.seed + 1)
 
     def synthesis_step(self, teacher, student, method, config):
+        x, logs = self.update(self.generator.sample_z(config.batch_size, self.device), teacher, student, method,
+                              config)
+        if self.pool is not None:
+            self.pool.add(x.detach())
+        return logs
+
+    def update(self, z: torch.Tensor, teacher, student, method, config,
+               labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """One Adam step of the generator (train mode) on ``x = G(z)`` under ``method.generator_loss``, the
+        student frozen meanwhile; ``labels`` ``(N,)`` are the target classes of ``z`` where the method uses them.
+        Returns ``x`` ``(N, C, H, W)`` (still attached to the graph) and the logged terms.
+
+        Raises:
+            NonFiniteLossError: the generator loss became NaN or infinite (no step is taken)."""
         self.generator.train()
-        x = self.generator(self.generator.sample_z(config.batch_size, self.device))
         student.requires_grad_(False)
         try:
-            step = forward_step(teacher, student, x, method, "generator", config.amp)
+            x = self.generator(z)
+            step = forward_step(teacher, student, x, method, "generator", config.amp, labels=labels)
             loss, logs = method.generator_loss(step)
             check_finite(loss, "generator")
             self.optimizer.zero_grad(set_to_none=True)
@@ -58,9 +72,7 @@ class GeneratorSynthesizer(Synthesizer):
             self.optimizer.step()
         finally:
             student.requires_grad_(True)
-        if self.pool is not None:
-            self.pool.add(x.detach())
-        return logs
+        return x, logs
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
