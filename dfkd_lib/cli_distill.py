@@ -54,8 +54,20 @@ def _distill(args, argv) -> int:
 
 
 def _sweep(args, argv) -> int:
-    from .sweep import run_sweep, summarize
+    from .sweep import run_sweep, summarize, sweep_plan
 
+    if args.plan:
+        plan = sweep_plan(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed)
+        if plan.empty:
+            print(f"{args.spec}: nothing to run, every selected run has a current result")
+            return 0
+        print(plan.round(1).to_string(index=False))
+        unknown = int(plan["estimate_min"].isna().sum())
+        print(f"{len(plan)} runs to make: about {plan['estimate_min'].sum() / 60:.1f} CPU hours for "
+              f"{len(plan) - unknown} of them (medians of finished runs' wall times, on the machines their "
+              "provenance names; one process per core)"
+              + (f"; {unknown} without an estimate (no finished run to go by)" if unknown else ""))
+        return 0
     execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
     run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution)
     print(summarize(args.spec).to_string())
@@ -82,6 +94,8 @@ def add_commands(sub) -> None:
     w.add_argument("--seed", default=None, help="run only these seeds (comma-separated)")
     w.add_argument("--amp", choices=["bf16", "none"], default=None,
                    help="override the spec's arithmetic for the runs made now (none = fp32; the result records it)")
+    w.add_argument("--plan", action="store_true",
+                   help="only list the runs that would be made, with wall-time estimates from the finished ones")
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")

@@ -157,6 +157,56 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def select_runs(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
+                seeds: str | list[int] | None = None, fast: bool | None = None) -> list[dict]:
+    """The planned runs (:func:`planned_runs`) of these variants, datasets and seeds (each a name, a comma-separated
+    string or a list; ``None``: all).
+
+    Raises:
+        ValueError: a variant, dataset or seed that the spec does not have."""
+    def names(x):
+        return None if x is None else (x.split(",") if isinstance(x, str) else list(x))
+
+    runs = planned_runs(spec_path, fast)
+    only, datasets = names(only), names(datasets)
+    seeds = None if seeds is None else [int(x) for x in names(seeds)]
+    for picked, key in ((only, "variant"), (datasets, "dataset"), (seeds, "seed")):
+        unknown = set(picked or []) - {r[key] for r in runs}
+        if unknown:
+            raise ValueError(f"{spec_path} has no {key} {', '.join(str(u) for u in sorted(unknown))}")
+    return [r for r in runs if not ((only and r["variant"] not in only) or (datasets and r["dataset"] not in datasets)
+                                    or (seeds is not None and r["seed"] not in seeds))]
+
+
+def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
+               seeds: str | list[int] | None = None):
+    """The runs a sweep would make now (missing or stale), with an estimate of each one's wall time: a DataFrame
+    with columns variant, dataset, seed, ``estimate_min`` (the median ``wall_min`` of the finished runs of the same
+    variant and dataset, else of the variant, else of the whole sweep; NaN when nothing has finished) and
+    ``estimated_from`` (how many finished runs that median is over).
+
+    The estimate is as good as the machines the finished runs ran on (see their provenance); arguments as
+    :func:`select_runs`."""
+    import pandas as pd
+
+    done = load_results(spec_path)
+    rows = []
+    for run in select_runs(spec_path, only, datasets, seeds):
+        r = _read(run["out"])
+        if r is not None and is_current(run, r):
+            continue
+        basis = done
+        for mask in ((done["variant"] == run["variant"]) & (done["dataset"] == run["dataset"]),
+                     done["variant"] == run["variant"]) if not done.empty else ():
+            if mask.any():
+                basis = done[mask]
+                break
+        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                     "estimate_min": float(basis["wall_min"].median()) if not basis.empty else float("nan"),
+                     "estimated_from": len(basis)})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "seed", "estimate_min", "estimated_from"])
+
+
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
               datasets: str | list[str] | None = None, seeds: str | list[int] | None = None,
               execution: dict | None = None) -> list[Path]:
@@ -174,24 +224,11 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
     """
     from .experiment import run_distillation
 
-    def names(x):
-        return None if x is None else (x.split(",") if isinstance(x, str) else list(x))
-
-    runs = planned_runs(spec_path)
     bad = set(execution or {}) - set(EXECUTION_FIELDS)
     if bad:
         raise ValueError(f"execution options are {', '.join(EXECUTION_FIELDS)}; got {', '.join(sorted(bad))}")
-    only, datasets = names(only), names(datasets)
-    seeds = None if seeds is None else [int(x) for x in names(seeds)]
-    for picked, key in ((only, "variant"), (datasets, "dataset"), (seeds, "seed")):
-        unknown = set(picked or []) - {r[key] for r in runs}
-        if unknown:
-            raise ValueError(f"{spec_path} has no {key} {', '.join(str(u) for u in sorted(unknown))}")
     done = []
-    for run in runs:
-        if ((only and run["variant"] not in only) or (datasets and run["dataset"] not in datasets)
-                or (seeds is not None and run["seed"] not in seeds)):
-            continue
+    for run in select_runs(spec_path, only, datasets, seeds):
         old = _read(run["out"])
         if old is None or not is_current(run, old):
             why = "stale result, rerun" if old is not None else "->"

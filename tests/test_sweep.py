@@ -8,7 +8,7 @@ import pandas as pd
 from dfkd_lib.experiment import run_distillation
 from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_run, load_spec,
                             planned_runs,
-                            result_path, run_sweep, sweep_provenance, sweep_status)
+                            result_path, run_sweep, sweep_plan, sweep_provenance, sweep_status)
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -268,3 +268,28 @@ def test_datasets_may_be_labels_with_their_own_options(tmp_path, monkeypatch):
     assert run["dataset"] == "warblers" and run["out"].name == "baseline__warblers__s0.json"
     assert (run["kwargs"]["dataset"], run["kwargs"]["root"], run["kwargs"]["teacher"]) == ("folder", "photos", "w.pt")
     assert is_current(run, _result_of(run))
+
+
+def test_sweep_plan_lists_the_missing_runs_with_estimates_from_the_finished_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    plan = sweep_plan(p)
+    assert len(plan) == 8 and plan["estimate_min"].isna().all()                  # nothing finished yet
+    runs = {(r["variant"], r["dataset"], r["seed"]): r for r in planned_runs(p)}
+    for key, minutes in ((("full", "fashion-mnist", 0), 30), (("full", "fashion-mnist", 1), 40),
+                         (("baseline", "fashion-mnist-upper", 0), 10)):
+        out = runs[key]["out"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**_result_of(runs[key]), "wall_s": 60 * minutes}))
+    plan = sweep_plan(p).set_index(["variant", "dataset", "seed"])
+    assert len(plan) == 5 and ("full", "fashion-mnist", 0) not in plan.index
+    assert plan.loc[("full", "fashion-mnist-upper", 0), "estimate_min"] == 35            # same variant elsewhere
+    assert plan.loc[("baseline", "fashion-mnist-upper", 1), "estimate_min"] == 10        # same variant and data
+    assert plan.loc[("baseline", "fashion-mnist", 1), "estimated_from"] == 1
+    assert len(sweep_plan(p, only="full", seeds="1")) == 1
+    with pytest.raises(ValueError, match="no variant nope"):
+        sweep_plan(p, only="nope")
+    from dfkd_lib.cli import main
+    assert main(["sweep", str(p), "--plan", "--only", "baseline"]) == 0
+    assert "3 runs to make: about 0.5 CPU hours for 3 of them" in capsys.readouterr().out
