@@ -62,11 +62,14 @@ def _sweep(args, argv) -> int:
             print(f"{args.spec}: nothing to run, every selected run has a current result")
             return 0
         print(plan.round(1).to_string(index=False))
+        copies = int((plan["copy_of"] != "").sum())
         unknown = int(plan["estimate_min"].isna().sum())
-        print(f"{len(plan)} runs to make: about {plan['estimate_min'].sum() / 60:.1f} CPU hours for "
-              f"{len(plan) - unknown} of them (medians of finished runs' wall times, on the machines their "
-              "provenance names; one process per core)"
-              + (f"; {unknown} without an estimate (no finished run to go by)" if unknown else ""))
+        known = len(plan) - copies - unknown
+        print(f"{len(plan) - copies} runs to make: about {plan['estimate_min'].sum() / 60:.1f} CPU hours for "
+              f"{known} of them (medians of finished runs' wall times, on the machines their provenance names; "
+              "one process per core)"
+              + (f"; {unknown} without an estimate (no finished run to go by)" if unknown else "")
+              + (f"; {copies} copied from the sweeps the spec reuses" if copies else ""))
         return 0
     execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
     run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution)

@@ -18,6 +18,9 @@ A spec file (committed under ``results/``) looks like::
 (the label then names the result files and the table rows; relative paths are relative to the directory the
 sweep is run from).
 
+``"reuse": ["other_spec.json"]`` names sweeps whose identical runs (same configuration, seed, data and teacher
+file) are copied instead of run again (:mod:`dfkd_lib.reuse`).
+
 ``python -m dfkd_lib sweep results/ablation.json`` runs every (variant, dataset, seed) whose result file
 ``results/ablation/VARIANT__DATASET__sSEED.json`` is missing or stale (made with another configuration than
 the spec now asks for, defaults included), each written with its provenance. Runs go seed by seed, so that the
@@ -44,7 +47,7 @@ from .utils import as_json, fast_mode
 EXECUTION_FIELDS = ("amp", "channels_last")
 
 
-SPEC_KEYS = ("name", "description", "datasets", "seeds", "common", "variants")
+SPEC_KEYS = ("name", "description", "datasets", "seeds", "common", "variants", "reuse")
 
 
 def load_spec(path: str | Path) -> dict:
@@ -179,21 +182,30 @@ def select_runs(spec_path: str | Path, only: str | list[str] | None = None, data
 
 
 def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
-               seeds: str | list[int] | None = None):
+               seeds: str | list[int] | None = None, fast: bool | None = None):
     """The runs a sweep would make now (missing or stale), with an estimate of each one's wall time: a DataFrame
     with columns variant, dataset, seed, ``estimate_min`` (the median ``wall_min`` of the finished runs of the same
     variant and dataset, else of the variant, else of the whole sweep; NaN when nothing has finished) and
-    ``estimated_from`` (how many finished runs that median is over).
+    ``estimated_from`` (how many finished runs that median is over), ``copy_of`` (the result of the same run in a
+    sweep the spec reuses, which the sweep will copy at no cost; ``""`` otherwise).
 
     The estimate is as good as the machines the finished runs ran on (see their provenance); arguments as
-    :func:`select_runs`."""
+    :func:`select_runs` (``fast=False``: the plan of the real runs, also in fast mode)."""
     import pandas as pd
 
-    done = load_results(spec_path)
+    from .reuse import identical_result
+
+    done = load_results(spec_path, fast)
+    reuse = [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
     rows = []
-    for run in select_runs(spec_path, only, datasets, seeds):
+    for run in select_runs(spec_path, only, datasets, seeds, fast):
         r = _read(run["out"])
         if r is not None and is_current(run, r):
+            continue
+        source = identical_result(run, reuse) if reuse else None
+        if source is not None:
+            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+                         "estimate_min": 0.0, "estimated_from": 0, "copy_of": str(source)})
             continue
         basis = done
         for mask in ((done["variant"] == run["variant"]) & (done["dataset"] == run["dataset"]),
@@ -203,8 +215,8 @@ def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datas
                 break
         rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                      "estimate_min": float(basis["wall_min"].median()) if not basis.empty else float("nan"),
-                     "estimated_from": len(basis)})
-    return pd.DataFrame(rows, columns=["variant", "dataset", "seed", "estimate_min", "estimated_from"])
+                     "estimated_from": len(basis), "copy_of": ""})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "seed", "estimate_min", "estimated_from", "copy_of"])
 
 
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
@@ -223,14 +235,21 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
         ValueError: ``only``, ``datasets`` or ``seeds`` names something the spec does not have.
     """
     from .experiment import run_distillation
+    from .reuse import adopt_result, identical_result
 
+    spec_path = Path(spec_path)
+    reuse = [spec_path.parent / name for name in load_spec(spec_path).get("reuse", [])]
     bad = set(execution or {}) - set(EXECUTION_FIELDS)
     if bad:
         raise ValueError(f"execution options are {', '.join(EXECUTION_FIELDS)}; got {', '.join(sorted(bad))}")
     done = []
     for run in select_runs(spec_path, only, datasets, seeds):
         old = _read(run["out"])
-        if old is None or not is_current(run, old):
+        source = identical_result(run, reuse) if (old is None or not is_current(run, old)) and reuse else None
+        if source is not None:
+            print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']}: the same run as {source}, copied")
+            adopt_result(source, run["out"])
+        elif old is None or not is_current(run, old):
             why = "stale result, rerun" if old is not None else "->"
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
             state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))

@@ -293,3 +293,44 @@ def test_sweep_plan_lists_the_missing_runs_with_estimates_from_the_finished_ones
     from dfkd_lib.cli import main
     assert main(["sweep", str(p), "--plan", "--only", "baseline"]) == 0
     assert "3 runs to make: about 0.5 CPU hours for 3 of them" in capsys.readouterr().out
+
+
+def test_a_spec_copies_the_identical_runs_of_the_sweeps_it_reuses(tmp_path, monkeypatch):
+    from dfkd_lib import experiment
+    from dfkd_lib.checkpoint import sha256
+    from dfkd_lib.teachers import default_teacher_path
+
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    (tmp_path / "a.json").write_text(json.dumps(SPEC))
+    other = {**SPEC, "name": "b", "seeds": [0], "reuse": ["a.json"],
+             "variants": {"mine": SPEC["variants"]["full"], "other_lam": {**SPEC["variants"]["full"],
+                                                                          "generator_options": {"lam": 0.5}}}}
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    teacher_sha = {d: sha256(default_teacher_path(d)) for d in SPEC["datasets"]}
+    for r in planned_runs(tmp_path / "a.json"):
+        if r["variant"] == "full" and r["seed"] == 0:
+            r["out"].parent.mkdir(parents=True, exist_ok=True)
+            weights = r["out"].with_name(r["out"].name.replace(".json", ".weights.pt"))
+            weights.write_bytes(b"w-" + r["dataset"].encode())
+            # the upper view's file records another teacher: not the same run
+            sha = teacher_sha[r["dataset"]] if r["dataset"] == "fashion-mnist" else "0" * 64
+            r["out"].write_text(json.dumps({**_result_of(r), "dataset": r["dataset"],
+                                            "teacher": {"sha256": sha},
+                                            "weights": {"file": weights.name, "sha256": sha256(weights)}}))
+    calls = []
+
+    @functools.wraps(experiment.run_distillation)
+    def fake(dataset, config, out, checkpoint, **kw):
+        calls.append(out.name)
+
+    monkeypatch.setattr(experiment, "run_distillation", fake)
+    plan = sweep_plan(tmp_path / "b.json").set_index(["variant", "dataset"])
+    assert plan.loc[("mine", "fashion-mnist"), "copy_of"].endswith("a/full__fashion-mnist__s0.json")
+    assert plan.loc[("mine", "fashion-mnist-upper"), "copy_of"] == ""
+    run_sweep(tmp_path / "b.json", progress=False)
+    assert sorted(calls) == ["mine__fashion-mnist-upper__s0.json", "other_lam__fashion-mnist-upper__s0.json",
+                             "other_lam__fashion-mnist__s0.json"]
+    copied = json.loads((tmp_path / "b" / "mine__fashion-mnist__s0.json").read_text())
+    assert copied["provenance"]["copied_from"].endswith("a/full__fashion-mnist__s0.json")
+    assert (tmp_path / "b" / copied["weights"]["file"]).read_bytes() == b"w-fashion-mnist"
+    assert load_results(tmp_path / "b.json")["variant"].tolist() == ["mine"]      # read as a current result
