@@ -72,7 +72,8 @@ def _sweep(args, argv) -> int:
               + (f"; {copies} copied from the sweeps the spec reuses" if copies else ""))
         return 0
     execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
-    run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution)
+    run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution,
+              copy_only=args.copy_only)
     print(summarize(args.spec).to_string())
     return 0
 
@@ -99,6 +100,8 @@ def add_commands(sub) -> None:
                    help="override the spec's arithmetic for the runs made now (none = fp32; the result records it)")
     w.add_argument("--plan", action="store_true",
                    help="only list the runs that would be made, with wall-time estimates from the finished ones")
+    w.add_argument("--copy-only", action="store_true",
+                   help="only copy the identical runs of the sweeps the spec reuses; run nothing")
     w.set_defaults(func=_sweep)
 
     d = sub.add_parser("distill", help="distil a teacher into a student without real training data")

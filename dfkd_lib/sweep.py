@@ -221,7 +221,7 @@ def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datas
 
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
               datasets: str | list[str] | None = None, seeds: str | list[int] | None = None,
-              execution: dict | None = None) -> list[Path]:
+              execution: dict | None = None, copy_only: bool = False) -> list[Path]:
     """Run the missing or stale runs of a sweep; returns the result paths.
 
     Args:
@@ -230,6 +230,7 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
         only: restrict to these variants (a name, a comma-separated string or a list).
         datasets: restrict to these datasets (same forms).
         seeds: restrict to these seeds (``"0,2"`` or a list of ints).
+        copy_only: only copy the identical runs of the sweeps the spec reuses (:mod:`dfkd_lib.reuse`), run nothing.
 
     Raises:
         ValueError: ``only``, ``datasets`` or ``seeds`` names something the spec does not have.
@@ -250,6 +251,8 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']}: the same run as {source}, copied")
             adopt_result(source, run["out"])
         elif old is None or not is_current(run, old):
+            if copy_only:
+                continue
             why = "stale result, rerun" if old is not None else "->"
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
             state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))

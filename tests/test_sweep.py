@@ -327,6 +327,8 @@ def test_a_spec_copies_the_identical_runs_of_the_sweeps_it_reuses(tmp_path, monk
     plan = sweep_plan(tmp_path / "b.json").set_index(["variant", "dataset"])
     assert plan.loc[("mine", "fashion-mnist"), "copy_of"].endswith("a/full__fashion-mnist__s0.json")
     assert plan.loc[("mine", "fashion-mnist-upper"), "copy_of"] == ""
+    run_sweep(tmp_path / "b.json", progress=False, copy_only=True)
+    assert calls == [] and len(sweep_plan(tmp_path / "b.json")) == 3               # copied, nothing run
     run_sweep(tmp_path / "b.json", progress=False)
     assert sorted(calls) == ["mine__fashion-mnist-upper__s0.json", "other_lam__fashion-mnist-upper__s0.json",
                              "other_lam__fashion-mnist__s0.json"]
