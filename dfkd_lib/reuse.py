@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .checkpoint import sha256, write_json
 
@@ -27,25 +28,22 @@ def _teacher_file(run: dict) -> Path:
     return Path(teacher) if teacher else default_teacher_path(run["kwargs"]["dataset"])
 
 
-def identical_result(run: dict, spec_paths) -> Path | None:
-    """The result file of the first run of ``spec_paths`` that is the same run as ``run`` (see the module doc),
-    or ``None``; the sweeps' real (not fast-mode) results are searched."""
-    from .sweep import is_current, planned_runs
-
+def identical_result(run: dict, candidates: Iterable[Path], same_config: Callable[[dict], bool]) -> Path | None:
+    """The first of the ``candidates`` (result files of other sweeps) that is the same run as ``run`` (a planned
+    run of :func:`~dfkd_lib.sweep.planned_runs`), or ``None``: not made in fast mode, the same data set name, a
+    teacher file with the same sha256 as the one ``run`` loads, and ``same_config(result)`` (the sweep passes
+    :func:`~dfkd_lib.sweep.is_current` for ``run``)."""
     teacher = _teacher_file(run)
     if not teacher.is_file():
         return None
     teacher_sha = sha256(teacher)
-    for spec in spec_paths:
-        for other in planned_runs(spec, fast=False):
-            if other["seed"] != run["seed"] or not other["out"].is_file():
-                continue
-            result = json.loads(other["out"].read_text())
-            if (not result.get("provenance", {}).get("fast_mode")
-                    and result.get("dataset") == run["kwargs"]["dataset"]
-                    and (result.get("teacher") or {}).get("sha256") == teacher_sha
-                    and is_current(run, result)):
-                return other["out"]
+    for path in candidates:
+        result = json.loads(Path(path).read_text())
+        if (not result.get("provenance", {}).get("fast_mode")
+                and result.get("dataset") == run["kwargs"]["dataset"]
+                and (result.get("teacher") or {}).get("sha256") == teacher_sha
+                and same_config(result)):
+            return Path(path)
     return None
 
 

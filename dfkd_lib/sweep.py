@@ -160,6 +160,17 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _identical(run: dict, reuse: list[Path]) -> Path | None:
+    """A current result of the same run in one of the ``reuse`` sweeps (see :mod:`dfkd_lib.reuse`), or ``None``."""
+    from .reuse import identical_result
+
+    if not reuse:
+        return None
+    candidates = [o["out"] for spec in reuse for o in planned_runs(spec, fast=False)
+                  if o["seed"] == run["seed"] and o["out"].is_file()]
+    return identical_result(run, candidates, lambda result: is_current(run, result))
+
+
 def select_runs(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
                 seeds: str | list[int] | None = None, fast: bool | None = None) -> list[dict]:
     """The planned runs (:func:`planned_runs`) of these variants, datasets and seeds (each a name, a comma-separated
@@ -193,8 +204,6 @@ def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datas
     :func:`select_runs` (``fast=False``: the plan of the real runs, also in fast mode)."""
     import pandas as pd
 
-    from .reuse import identical_result
-
     done = load_results(spec_path, fast)
     reuse = [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
     rows = []
@@ -202,7 +211,7 @@ def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datas
         r = _read(run["out"])
         if r is not None and is_current(run, r):
             continue
-        source = identical_result(run, reuse) if reuse else None
+        source = _identical(run, reuse)
         if source is not None:
             rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                          "estimate_min": 0.0, "estimated_from": 0, "copy_of": str(source)})
@@ -236,7 +245,7 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
         ValueError: ``only``, ``datasets`` or ``seeds`` names something the spec does not have.
     """
     from .experiment import run_distillation
-    from .reuse import adopt_result, identical_result
+    from .reuse import adopt_result
 
     spec_path = Path(spec_path)
     reuse = [spec_path.parent / name for name in load_spec(spec_path).get("reuse", [])]
@@ -246,7 +255,7 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
     done = []
     for run in select_runs(spec_path, only, datasets, seeds):
         old = _read(run["out"])
-        source = identical_result(run, reuse) if (old is None or not is_current(run, old)) and reuse else None
+        source = _identical(run, reuse) if old is None or not is_current(run, old) else None
         if source is not None:
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']}: the same run as {source}, copied")
             adopt_result(source, run["out"])
