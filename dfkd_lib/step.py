@@ -53,9 +53,9 @@ def forward_step(teacher: nn.Module, student: nn.Module, x: torch.Tensor, method
     """
     device = x.device
     bn_ctx = BNStatistics(teacher) if (method.uses_bn and phase == "generator") else contextlib.nullcontext()
-    keep_graph = phase == "generator" or getattr(method, "teacher_graph", False)
-    grad_ctx = torch.enable_grad() if keep_graph else torch.no_grad()
-    t_in = x if phase == "generator" or not keep_graph else x.detach().requires_grad_(True)
+    teacher_graph = phase == "student" and getattr(method, "teacher_graph", False)
+    grad_ctx = torch.enable_grad() if phase == "generator" or teacher_graph else torch.no_grad()
+    t_in = x.detach().requires_grad_(True) if teacher_graph else x
     with autocast(device, amp):
         with bn_ctx as bn, grad_ctx:
             t_logits, t_feats = teacher(t_in, return_features=True)
