@@ -54,22 +54,13 @@ def _distill(args, argv) -> int:
 
 
 def _sweep(args, argv) -> int:
-    from .sweep import run_sweep, summarize, sweep_plan
+    from .sweep import plan_summary, run_sweep, summarize, sweep_plan
 
     if args.plan:
         plan = sweep_plan(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed)
-        if plan.empty:
-            print(f"{args.spec}: nothing to run, every selected run has a current result")
-            return 0
-        print(plan.round(1).to_string(index=False))
-        copies = int((plan["copy_of"] != "").sum())
-        unknown = int(plan["estimate_min"].isna().sum())
-        known = len(plan) - copies - unknown
-        print(f"{len(plan) - copies} runs to make: about {plan['estimate_min'].sum() / 60:.1f} CPU hours for "
-              f"{known} of them (medians of finished runs' wall times, on the machines their provenance names; "
-              "one process per core)"
-              + (f"; {unknown} without an estimate (no finished run to go by)" if unknown else "")
-              + (f"; {copies} copied from the sweeps the spec reuses" if copies else ""))
+        if not plan.empty:
+            print(plan.round(1).to_string(index=False))
+        print(f"{args.spec}: {plan_summary(plan)}")
         return 0
     execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
     run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution,

@@ -192,40 +192,76 @@ def select_runs(spec_path: str | Path, only: str | list[str] | None = None, data
                                     or (seeds is not None and r["seed"] not in seeds))]
 
 
+def pending_runs(spec_path: str | Path, only: str | list[str] | None = None,
+                 datasets: str | list[str] | None = None, seeds: str | list[int] | None = None,
+                 fast: bool | None = None):
+    """The selected runs (:func:`select_runs`) whose result is missing or stale, as ``(run, stale, copy_of)``:
+    ``stale`` is True when a result file exists but no longer matches the spec, ``copy_of`` the path of the same
+    run's current result in a sweep the spec reuses (:mod:`dfkd_lib.reuse`), else ``None``."""
+    reuse = [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
+    for run in select_runs(spec_path, only, datasets, seeds, fast):
+        old = _read(run["out"])
+        if old is None or not is_current(run, old):
+            yield run, old is not None, _identical(run, reuse)
+
+
+def _machine_factor(done, here: str) -> float:
+    """How many times longer a run takes on CPU ``here`` than elsewhere: the median over (variant, dataset) pairs
+    finished on both of median(here) / median(elsewhere); 1.0 when no pair was."""
+    import pandas as pd
+
+    on_here = done["cpu"] == here
+    ratios = [g.loc[on_here[g.index], "wall_min"].median() / g.loc[~on_here[g.index], "wall_min"].median()
+              for _, g in done.groupby(["variant", "dataset"]) if 0 < on_here[g.index].sum() < len(g)]
+    return float(pd.Series(ratios).median()) if ratios else 1.0
+
+
 def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
                seeds: str | list[int] | None = None, fast: bool | None = None):
-    """The runs a sweep would make now (missing or stale), with an estimate of each one's wall time: a DataFrame
-    with columns variant, dataset, seed, ``estimate_min`` (the median ``wall_min`` of the finished runs of the same
-    variant and dataset, else of the variant, else of the whole sweep; NaN when nothing has finished) and
-    ``estimated_from`` (how many finished runs that median is over), ``copy_of`` (the result of the same run in a
-    sweep the spec reuses, which the sweep will copy at no cost; ``""`` otherwise).
+    """The runs a sweep would make now (:func:`pending_runs`), with an estimate of each one's wall time on this
+    machine: a DataFrame with columns variant, dataset, seed, ``estimate_min``, ``estimated_from`` (how many
+    finished runs the estimate is over), ``copy_of`` (the result of the same run in a sweep the spec reuses,
+    which the sweep copies at no cost; ``""`` otherwise).
 
-    The estimate is as good as the machines the finished runs ran on (see their provenance); arguments as
+    ``estimate_min`` is the median ``wall_min`` of the finished runs of the same variant and dataset, else of the
+    variant, else of the whole sweep (NaN when nothing has finished); of those made on this CPU (provenance
+    ``cpu``) when there are any, else of the others times :func:`_machine_factor`. Arguments as
     :func:`select_runs` (``fast=False``: the plan of the real runs, also in fast mode)."""
     import pandas as pd
 
-    done = load_results(spec_path, fast)
-    reuse = [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
+    from .utils import cpu_name
+
+    done, here = load_results(spec_path, fast), cpu_name()
+    factor = _machine_factor(done, here) if not done.empty else 1.0
     rows = []
-    for run in select_runs(spec_path, only, datasets, seeds, fast):
-        r = _read(run["out"])
-        if r is not None and is_current(run, r):
-            continue
-        source = _identical(run, reuse)
+    for run, _, source in pending_runs(spec_path, only, datasets, seeds, fast):
+        row = {"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+               "estimate_min": float("nan"), "estimated_from": 0, "copy_of": "" if source is None else str(source)}
         if source is not None:
-            rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                         "estimate_min": 0.0, "estimated_from": 0, "copy_of": str(source)})
-            continue
-        basis = done
-        for mask in ((done["variant"] == run["variant"]) & (done["dataset"] == run["dataset"]),
-                     done["variant"] == run["variant"]) if not done.empty else ():
-            if mask.any():
-                basis = done[mask]
-                break
-        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                     "estimate_min": float(basis["wall_min"].median()) if not basis.empty else float("nan"),
-                     "estimated_from": len(basis), "copy_of": ""})
+            row["estimate_min"] = 0.0
+        elif not done.empty:
+            for mask in ((done["variant"] == run["variant"]) & (done["dataset"] == run["dataset"]),
+                         done["variant"] == run["variant"], done["variant"].notna()):
+                if mask.any():
+                    basis, local = done[mask], done[mask & (done["cpu"] == here)]
+                    minutes = local["wall_min"].median() if len(local) else basis["wall_min"].median() * factor
+                    row.update(estimate_min=float(minutes), estimated_from=len(local) or len(basis))
+                    break
+        rows.append(row)
     return pd.DataFrame(rows, columns=["variant", "dataset", "seed", "estimate_min", "estimated_from", "copy_of"])
+
+
+def plan_summary(plan) -> str:
+    """One line on a :func:`sweep_plan`: how many runs to make, their estimated CPU hours, how many to copy."""
+    if plan.empty:
+        return "nothing to run: every selected run has a current result"
+    copies = int((plan["copy_of"] != "").sum())
+    unknown = int(plan["estimate_min"].isna().sum())
+    known = len(plan) - copies - unknown
+    return (f"{len(plan) - copies} runs to make: about {plan['estimate_min'].sum() / 60:.1f} CPU hours for {known} "
+            "of them (medians of finished runs' wall times on this CPU, or scaled to it; one process per core)"
+            + (f"; {unknown} without an estimate (no finished run to go by)" if unknown else "")
+            + (f"; {copies} copied from the sweeps the spec reuses" if copies else ""))
 
 
 def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str] | None = None,
@@ -248,21 +284,18 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
     from .reuse import adopt_result
 
     spec_path = Path(spec_path)
-    reuse = [spec_path.parent / name for name in load_spec(spec_path).get("reuse", [])]
     bad = set(execution or {}) - set(EXECUTION_FIELDS)
     if bad:
         raise ValueError(f"execution options are {', '.join(EXECUTION_FIELDS)}; got {', '.join(sorted(bad))}")
-    done = []
-    for run in select_runs(spec_path, only, datasets, seeds):
-        old = _read(run["out"])
-        source = _identical(run, reuse) if old is None or not is_current(run, old) else None
+    skipped = set()
+    for run, stale, source in pending_runs(spec_path, only, datasets, seeds):
         if source is not None:
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']}: the same run as {source}, copied")
             adopt_result(source, run["out"])
-        elif old is None or not is_current(run, old):
-            if copy_only:
-                continue
-            why = "stale result, rerun" if old is not None else "->"
+        elif copy_only:
+            skipped.add(run["out"])
+        else:
+            why = "stale result, rerun" if stale else "->"
             print(f"[sweep] {run['variant']} on {run['dataset']}, seed {run['seed']} {why} {run['out']}")
             state = run["out"].with_name(run["out"].name.replace(".json", ".state.pt"))
             config = DistillConfig(**{**run["config"], **(execution or {})})
@@ -270,8 +303,7 @@ def run_sweep(spec_path: str | Path, progress: bool = True, only: str | list[str
                              checkpoint=state, progress=progress,
                              command=f"python -m dfkd_lib sweep {spec_path}", **run["kwargs"])
             state.unlink(missing_ok=True)
-        done.append(run["out"])
-    return done
+    return [run["out"] for run in select_runs(spec_path, only, datasets, seeds) if run["out"] not in skipped]
 
 
 def finished_runs(spec_path: str | Path, fast: bool | None = None):
@@ -303,8 +335,8 @@ def load_run(spec_path: str | Path, variant: str, dataset: str, seed: int) -> tu
 
 def load_results(spec_path: str | Path, fast: bool | None = None):
     """One row per finished, current run (stale files are left out): variant, dataset, seed, best and last
-    accuracy (%), teacher accuracy (%), wall time (min), arithmetic (``amp``: "bf16" or "fp32"), fast mode
-    (a DataFrame)."""
+    accuracy (%), teacher accuracy (%), wall time (min), arithmetic (``amp``: "bf16" or "fp32"), the CPU it ran
+    on (``cpu``: provenance, None in older files), fast mode (a DataFrame)."""
     import pandas as pd
 
     rows = []
@@ -312,7 +344,8 @@ def load_results(spec_path: str | Path, fast: bool | None = None):
         rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                      "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
                      "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
-                     "amp": r["config"].get("amp") or "fp32", "fast_mode": r["provenance"]["fast_mode"]})
+                     "amp": r["config"].get("amp") or "fp32", "cpu": r["provenance"].get("cpu"),
+                     "fast_mode": r["provenance"]["fast_mode"]})
     return pd.DataFrame(rows)
 
 

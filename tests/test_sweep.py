@@ -8,7 +8,7 @@ import pandas as pd
 from dfkd_lib.experiment import run_distillation
 from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_run, load_spec,
                             planned_runs,
-                            result_path, run_sweep, sweep_plan, sweep_provenance, sweep_status)
+                            plan_summary, result_path, run_sweep, sweep_plan, sweep_provenance, sweep_status)
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -293,6 +293,26 @@ def test_sweep_plan_lists_the_missing_runs_with_estimates_from_the_finished_ones
     from dfkd_lib.cli import main
     assert main(["sweep", str(p), "--plan", "--only", "baseline"]) == 0
     assert "3 runs to make: about 0.5 CPU hours for 3 of them" in capsys.readouterr().out
+
+
+def test_sweep_plan_scales_estimates_from_another_cpu_by_the_runs_made_on_both(tmp_path, monkeypatch):
+    from dfkd_lib import utils
+    monkeypatch.delenv("DFKD_FAST", raising=False)
+    monkeypatch.setattr(utils, "cpu_name", lambda: "here")
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(SPEC))
+    runs = {(r["variant"], r["dataset"], r["seed"]): r for r in planned_runs(p)}
+    for key, minutes, cpu in ((("baseline", "fashion-mnist", 0), 10, "elsewhere"),
+                              (("baseline", "fashion-mnist", 1), 30, "here"),
+                              (("full", "fashion-mnist", 0), 20, "elsewhere")):
+        result = _result_of(runs[key])
+        result["provenance"] = {**result["provenance"], "cpu": cpu}
+        runs[key]["out"].parent.mkdir(parents=True, exist_ok=True)
+        runs[key]["out"].write_text(json.dumps({**result, "wall_s": 60 * minutes}))
+    plan = sweep_plan(p).set_index(["variant", "dataset", "seed"])
+    assert plan.loc[("full", "fashion-mnist", 1), "estimate_min"] == 60         # 20 min elsewhere, x3 here
+    assert plan.loc[("baseline", "fashion-mnist-upper", 0), "estimate_min"] == 30   # a run here is taken as is
+    assert plan_summary(plan.iloc[:0]).startswith("nothing to run")
 
 
 def test_a_spec_copies_the_identical_runs_of_the_sweeps_it_reuses(tmp_path, monkeypatch):
