@@ -57,7 +57,8 @@ def _sweep(args, argv) -> int:
     from .sweep import plan_summary, run_sweep, summarize, sweep_plan
 
     if args.plan:
-        plan = sweep_plan(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed)
+        plan = sweep_plan(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed,
+                          amp=None if args.amp is None else {"none": "fp32"}.get(args.amp, args.amp))
         if not plan.empty:
             print(plan.round(1).to_string(index=False))
         print(f"{args.spec}: {plan_summary(plan)}")

@@ -313,6 +313,16 @@ def test_sweep_plan_scales_estimates_from_another_cpu_by_the_runs_made_on_both(t
     assert plan.loc[("full", "fashion-mnist", 1), "estimate_min"] == 60         # 20 min elsewhere, x3 here
     assert plan.loc[("baseline", "fashion-mnist-upper", 0), "estimate_min"] == 30   # a run here is taken as is
     assert plan_summary(plan.iloc[:0]).startswith("nothing to run")
+    # a run here in other arithmetic is not this machine's time: it is scaled like a run elsewhere
+    result = _result_of(runs[("full", "fashion-mnist-upper", 0)], config={"amp": "bf16"})
+    result["provenance"] = {**result["provenance"], "cpu": "here"}
+    runs[("full", "fashion-mnist-upper", 0)]["out"].write_text(json.dumps({**result, "wall_s": 60 * 5}))
+    assert sweep_plan(p, amp="bf16").set_index(["variant", "dataset", "seed"]).loc[
+        ("full", "fashion-mnist-upper", 1), "estimate_min"] == 5
+    fp32 = sweep_plan(p, amp="fp32").set_index(["variant", "dataset", "seed"])
+    assert fp32.loc[("full", "fashion-mnist-upper", 1), "estimate_min"] == 15   # 5 min, x3
+    with pytest.raises(ValueError, match="amp is 'bf16' or 'fp32'"):
+        sweep_plan(p, amp="none")
 
 
 def test_a_spec_copies_the_identical_runs_of_the_sweeps_it_reuses(tmp_path, monkeypatch):

@@ -3,49 +3,65 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .results import load_results
-from .spec import pending_runs
+from .results import result_row
+from .spec import _identical, is_current, planned_runs, read_result, reused_specs, select_runs
 
 
 def _machine_factor(done, here: str) -> float:
     """How many times longer a run takes on CPU ``here`` than elsewhere: the median over (variant, dataset) pairs
     finished on both of median(here) / median(elsewhere); 1.0 when no pair was."""
-    import pandas as pd
-
-    on_here = done["cpu"] == here
-    ratios = [g.loc[on_here[g.index], "wall_min"].median() / g.loc[~on_here[g.index], "wall_min"].median()
-              for _, g in done.groupby(["variant", "dataset"]) if 0 < on_here[g.index].sum() < len(g)]
-    return float(pd.Series(ratios).median()) if ratios else 1.0
+    medians = (done.assign(here=done["cpu"] == here).groupby(["variant", "dataset", "here"])["wall_min"].median()
+               .unstack("here").reindex(columns=[True, False]))
+    ratios = (medians[True] / medians[False]).dropna()
+    return float(ratios.median()) if len(ratios) else 1.0
 
 
 def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
-               seeds: str | list[int] | None = None, fast: bool | None = None):
-    """The runs a sweep would make now (:func:`pending_runs`), with an estimate of each one's wall time on this
-    machine: a DataFrame with columns variant, dataset, seed, ``estimate_min``, ``estimated_from`` (how many
-    finished runs the estimate is over), ``copy_of`` (the result of the same run in a sweep the spec reuses,
-    which the sweep copies at no cost; ``""`` otherwise).
+               seeds: str | list[int] | None = None, fast: bool | None = None, amp: str | None = None):
+    """The runs a sweep would make now (those :func:`pending_runs` yields), with an estimate of each one's wall
+    time on this machine: a DataFrame with columns variant, dataset, seed, ``estimate_min``, ``estimated_from``
+    (how many finished runs the estimate is over), ``copy_of`` (the result of the same run in a sweep the spec
+    reuses, which the sweep copies at no cost; ``""`` otherwise).
 
     ``estimate_min`` is the median ``wall_min`` of the finished runs of the same variant and dataset, else of the
-    variant, else of the whole sweep (NaN when nothing has finished); of those made on this CPU (provenance
-    ``cpu``) when there are any, else of the others times :func:`_machine_factor`. Arguments as
-    :func:`select_runs` (``fast=False``: the plan of the real runs, also in fast mode)."""
+    variant, else of the whole sweep (NaN when nothing has finished); of those made on this machine (provenance
+    ``cpu`` this CPU, and arithmetic ``amp``) when there are any, else of the others times
+    :func:`_machine_factor`. ``amp`` ("bf16" or "fp32") is the arithmetic the runs will use; ``None``: each
+    run's own from the spec. Other arguments as :func:`select_runs` (``fast=False``: the plan of the real runs,
+    also in fast mode). Each result file is read once.
+
+    Raises:
+        ValueError: ``only``, ``datasets`` or ``seeds`` names something the spec does not have, or ``amp`` is
+        neither "bf16" nor "fp32"."""
     import pandas as pd
 
     from ..utils import cpu_name
 
-    done, here = load_results(spec_path, fast), cpu_name()
+    if amp not in (None, "bf16", "fp32"):
+        raise ValueError(f"amp is 'bf16' or 'fp32' (or None for the spec's own); got {amp!r}")
+    selected = {run["out"] for run in select_runs(spec_path, only, datasets, seeds, fast)}
+    finished, pending = [], []
+    for run in planned_runs(spec_path, fast):
+        r = read_result(run["out"])
+        if r is not None and is_current(run, r):
+            finished.append(result_row(run, r))
+        elif run["out"] in selected:
+            pending.append(run)
+    done, here, reuse = pd.DataFrame(finished), cpu_name(), reused_specs(spec_path)
     factor = _machine_factor(done, here) if not done.empty else 1.0
     rows = []
-    for run, _, source in pending_runs(spec_path, only, datasets, seeds, fast):
+    for run in pending:
+        source = _identical(run, reuse)
         row = {"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                "estimate_min": float("nan"), "estimated_from": 0, "copy_of": "" if source is None else str(source)}
         if source is not None:
             row["estimate_min"] = 0.0
         elif not done.empty:
+            on_this_machine = (done["cpu"] == here) & (done["amp"] == (amp or run["config"].get("amp") or "fp32"))
             for mask in ((done["variant"] == run["variant"]) & (done["dataset"] == run["dataset"]),
                          done["variant"] == run["variant"], done["variant"].notna()):
                 if mask.any():
-                    basis, local = done[mask], done[mask & (done["cpu"] == here)]
+                    basis, local = done[mask], done[mask & on_this_machine]
                     minutes = local["wall_min"].median() if len(local) else basis["wall_min"].median() * factor
                     row.update(estimate_min=float(minutes), estimated_from=len(local) or len(basis))
                     break

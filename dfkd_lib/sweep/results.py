@@ -40,14 +40,16 @@ def load_results(spec_path: str | Path, fast: bool | None = None):
     on (``cpu``: provenance, None in older files), fast mode (a DataFrame)."""
     import pandas as pd
 
-    rows = []
-    for run, r in finished_runs(spec_path, fast):
-        rows.append({"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
-                     "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
-                     "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
-                     "amp": r["config"].get("amp") or "fp32", "cpu": r["provenance"].get("cpu"),
-                     "fast_mode": r["provenance"]["fast_mode"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([result_row(run, r) for run, r in finished_runs(spec_path, fast)])
+
+
+def result_row(run: dict, r: dict) -> dict:
+    """The :func:`load_results` row of one run and its result."""
+    return {"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
+            "best": 100 * r["best_accuracy"], "last": 100 * r["last_accuracy"],
+            "teacher": 100 * r["teacher_accuracy"], "wall_min": r["wall_s"] / 60,
+            "amp": r["config"].get("amp") or "fp32", "cpu": r["provenance"].get("cpu"),
+            "fast_mode": r["provenance"]["fast_mode"]}
 
 
 def sweep_status(spec_path: str | Path, results=None):

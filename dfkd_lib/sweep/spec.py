@@ -132,6 +132,11 @@ def read_result(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def reused_specs(spec_path: str | Path) -> list[Path]:
+    """The paths of the sweeps a spec reuses (its ``"reuse"`` key, relative to the spec's directory)."""
+    return [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
+
+
 def _identical(run: dict, reuse: list[Path]) -> Path | None:
     """A current result of the same run in one of the ``reuse`` sweeps (see :mod:`dfkd_lib.reuse`), or ``None``."""
     from ..reuse import identical_result
@@ -170,7 +175,7 @@ def pending_runs(spec_path: str | Path, only: str | list[str] | None = None,
     """The selected runs (:func:`select_runs`) whose result is missing or stale, as ``(run, stale, copy_of)``:
     ``stale`` is True when a result file exists but no longer matches the spec, ``copy_of`` the path of the same
     run's current result in a sweep the spec reuses (:mod:`dfkd_lib.reuse`), else ``None``."""
-    reuse = [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
+    reuse = reused_specs(spec_path)
     for run in select_runs(spec_path, only, datasets, seeds, fast):
         old = read_result(run["out"])
         if old is None or not is_current(run, old):
