@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_save, safe_load, sha256
-from .data import DatasetNotFoundError, dataset_spec, spec_from_manifest
+from .data import check_root, dataset_spec, spec_from_manifest
 from .config import DistillConfig
 from .engine import distill, write_result
 from .methods import build_method, check_options, method_options as method_defaults
@@ -139,8 +139,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         config = fast_config(config)
         test_limit = test_limit or 200
     dataset_spec(dataset)  # an unknown name fails here, before any loading
-    if root is not None and not Path(root).exists():
-        raise DatasetNotFoundError(f"root {root} does not exist; pass the folder that holds the {dataset} files")
+    check_root(root, dataset)
     teacher_path = Path(teacher) if teacher is not None else default_teacher_path(dataset)
     t_model, manifest = load_teacher(teacher_path, device)
     if manifest["dataset"] != dataset:

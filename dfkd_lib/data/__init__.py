@@ -52,9 +52,16 @@ from .spec import (DEFAULT_RGB_SIZE, FASHION_MNIST_CLASSES, IMAGENET_MEAN, IMAGE
 
 __all__ = ["DEFAULT_RGB_SIZE", "DEBIAN_FASHION_MNIST", "FASHION_MNIST_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD",
            "SPECS", "SUBSETTABLE", "UPPER_BODY_LABELS", "CorruptImageError", "DatasetNotFoundError", "DatasetSpec",
-           "CUB200", "FashionMNIST", "MNIST", "find_mnist", "dataset_spec", "default_transform", "examples_per_class", "find_fashion_mnist",
+           "CUB200", "FashionMNIST", "MNIST", "check_root", "find_mnist", "dataset_spec", "default_transform", "examples_per_class", "find_fashion_mnist",
            "folder_dataset", "get_dataset", "groups_by_last_word", "load_rgb", "mean_std", "num_classes_of",
            "resolve_spec", "select_classes", "spec_from_manifest"]
+
+
+def check_root(root, name: str) -> None:
+    """Raise :class:`DatasetNotFoundError` when a given ``root`` (``None``: the default copy) does not exist, so
+    that a wrong path never falls back silently to another copy of dataset ``name``."""
+    if root is not None and not Path(root).exists():
+        raise DatasetNotFoundError(f"root {root} does not exist; pass the folder that holds the {name} files")
 
 
 def resolve_spec(name: str, root=None, image_size: int | None = None, classes=None,
@@ -72,8 +79,7 @@ def resolve_spec(name: str, root=None, image_size: int | None = None, classes=No
         pattern that matches nothing, test classes that differ from the training classes.
     """
     base = dataset_spec(name)
-    if root is not None and not Path(root).exists():
-        raise DatasetNotFoundError(f"root {root} does not exist; pass the folder that holds the {name} files")
+    check_root(root, name)
     if base.in_channels == 1:
         if image_size not in (None, base.image_size):
             raise ValueError(f"{name} is read at {base.image_size} px; image_size={image_size} is not available")
