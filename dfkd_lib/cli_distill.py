@@ -17,6 +17,10 @@ def _run_default(name: str):
     return inspect.signature(run_distillation).parameters[name].default
 
 
+COMPILE_HELP = ("torch.compile the networks of each run (DistillConfig.compile): minutes of compiling the first time, "
+                "then faster steps; the result records it")
+
+
 def _parse_options(pairs: list[str]) -> dict:
     """``["beta=10", "order=2"]`` -> ``{"beta": 10, "order": 2}`` (values parsed as JSON when they can be)."""
     out = {}
@@ -38,7 +42,8 @@ def _distill(args, argv) -> int:
              "lr_generator": args.lr_generator, "lr_student": args.lr_student, "seed": args.seed,
              "generator_steps": args.t, "student_steps": args.k, "pool_size": args.pool_size}
     base = DistillConfig.book if args.schedule == "book" else DistillConfig
-    cfg = base(amp=None if args.amp == "none" else args.amp, **{k: v for k, v in given.items() if v is not None})
+    cfg = base(amp=None if args.amp == "none" else args.amp, compile=args.compile,
+               **{k: v for k, v in given.items() if v is not None})
     res = run_distillation(args.dataset, teacher=args.teacher, student=args.student,
                            student_width=args.student_width, method=args.method,
                            method_options=_parse_options(args.option), generator=args.generator,
@@ -64,6 +69,8 @@ def _sweep(args, argv) -> int:
         print(f"{args.spec}: {plan_summary(plan)}")
         return 0
     execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
+    if args.compile:
+        execution["compile"] = True
     run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution,
               copy_only=args.copy_only)
     print(summarize(args.spec).to_string())
@@ -90,6 +97,7 @@ def add_commands(sub) -> None:
     w.add_argument("--seed", default=None, help="run only these seeds (comma-separated)")
     w.add_argument("--amp", choices=["bf16", "none"], default=None,
                    help="override the spec's arithmetic for the runs made now (none = fp32; the result records it)")
+    w.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     w.add_argument("--plan", action="store_true",
                    help="only list the runs that would be made, with wall-time estimates from the finished ones")
     w.add_argument("--copy-only", action="store_true",
@@ -125,6 +133,7 @@ def add_commands(sub) -> None:
     d.add_argument("--lr-student", type=float, default=None)
     d.add_argument("--seed", type=int, default=None)
     d.add_argument("--amp", choices=["bf16", "none"], default="none")
+    d.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     d.add_argument("--device", default=None)
     d.add_argument("--checkpoint", default=None, help="resumable checkpoint path")
     d.add_argument("--out", default=None, help="result JSON path")

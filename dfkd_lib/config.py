@@ -28,6 +28,9 @@ class DistillConfig:
         augment: random crop (edge padding of 4 pixels) and horizontal flip of every student batch before the
             student step (:func:`~dfkd_lib.augment.augment_batch`, as CMI and Fast-DFKD augment their memory
             bank); off in Algorithm 1.
+        compile: ``torch.compile`` the networks the steps call (teacher, student, the generator, the method's
+            modules; :func:`~dfkd_lib.engine.compile_networks`), in place. The first run of a configuration spends
+            minutes compiling; later runs read torch's on-disk cache. A run may resume with another value.
     """
 
     epochs: int = 200
@@ -47,6 +50,7 @@ class DistillConfig:
     pool_fraction: float = 1.0
     channels_last: bool = False
     augment: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.iterations_per_epoch < 1 or self.batch_size < 1:
@@ -65,6 +69,11 @@ class DistillConfig:
         """The book's CPU schedule (:data:`BOOK_SCHEDULE`), with ``changes`` on top; the class defaults are the
         paper's schedule (200 epochs x 50 iterations of the method's ``t`` and ``k``)."""
         return replace(cls(**BOOK_SCHEDULE), **changes)
+
+
+#: Fields that change how fast a run goes and its floating-point rounding, not the method: a result made with
+#: other values still counts as current (:func:`dfkd_lib.sweep.is_current`), and the file records what was used.
+EXECUTION_FIELDS = ("amp", "channels_last", "compile")
 
 
 #: The schedule the book's results and the ``distill`` command use: 10 epochs x 20 iterations of t = 5 generator

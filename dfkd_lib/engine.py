@@ -31,7 +31,10 @@ from .synthesizers.base import Synthesizer
 from .teachers import evaluate
 from .utils import as_json, bf16_native, provenance, seed_everything
 
-__all__ = ["DistillResult", "check_pair", "distill", "student_step", "write_result"]
+__all__ = ["DistillResult", "check_pair", "compile_networks", "distill", "student_step", "write_result"]
+
+#: Keyword arguments of ``torch.compile`` for :func:`compile_networks` (default: the inductor backend).
+COMPILE_OPTIONS: dict = {}
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -48,6 +51,19 @@ def check_pair(teacher: nn.Module, student: nn.Module, method: Method, x: torch.
     if t.shape != s.shape:
         raise ValueError(f"teacher predicts {t.shape[1]} classes but the student {s.shape[1]}: build the student "
                          "with the teacher's num_classes")
+
+
+def compile_networks(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method) -> list:
+    """``torch.compile`` in place (``nn.Module.compile``: state_dict keys and parameters unchanged) the networks the
+    loop's steps call: teacher, student, :meth:`Synthesizer.networks` and :meth:`Method.networks`; returns them.
+
+    Each network compiles on its first calls (a graph per mode: train/eval, with and without gradients, with and
+    without the BN-statistics hooks); torch keeps compiled code in its on-disk cache, so a later run of the
+    same shapes starts in seconds. :data:`COMPILE_OPTIONS` are passed to ``torch.compile``."""
+    networks = [teacher, student, *synthesizer.networks(), *method.networks()]
+    for net in networks:
+        net.compile(**COMPILE_OPTIONS)
+    return networks
 
 
 def student_step(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, method: Method,
@@ -67,6 +83,12 @@ def student_step(teacher: nn.Module, student: nn.Module, synthesizer: Synthesize
     loss.backward()
     optimizer.step()
     return logs
+
+
+def _resumable(config: dict) -> dict:
+    """A checkpoint's schedule as a resumed run must match it: without ``compile`` (which a run may change when it
+    resumes), with the defaults of fields the checkpoint is older than."""
+    return {k: v for k, v in {**as_json(asdict(DistillConfig())), **config}.items() if k != "compile"}
 
 
 @dataclass
@@ -135,6 +157,8 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
     check_pair(teacher, student, method, example)
     method.setup(teacher, student, example)
     method.to(device).train()
+    if config.compile:
+        compile_networks(teacher, student, synthesizer, method)
     params = list(student.parameters()) + [p for p in method.parameters() if p.requires_grad]
     opt_s = torch.optim.SGD(params, lr=config.lr_student, momentum=config.momentum,
                             weight_decay=config.weight_decay)
@@ -145,7 +169,7 @@ def distill(teacher: nn.Module, student: nn.Module, synthesizer: Synthesizer, me
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.is_file():
         st = safe_load(ckpt, map_location=device)
-        if "config" in st and st["config"] != as_json(asdict(config)):
+        if "config" in st and _resumable(st["config"]) != _resumable(as_json(asdict(config))):
             raise ValueError(f"checkpoint {ckpt} was written by a run with another configuration "
                              f"({st['config']}); delete it or pass the same DistillConfig")
         if "identity" in st and st["identity"] != as_json(identity):

@@ -71,6 +71,39 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tiny_loader, tmp_p
                 DistillConfig(**{**CFG.__dict__, "epochs": 1, "lr_student": 0.5}), checkpoint=ck, progress=False)
 
 
+def test_compiled_networks_run_the_same_steps_and_resume_an_eager_checkpoint(tiny_loader, tmp_path, monkeypatch):
+    from dfkd_lib import engine
+
+    # dynamo's graph capture without code generation: the same operations, so the same numbers bit for bit
+    monkeypatch.setattr(engine, "COMPILE_OPTIONS", {"backend": "eager"})
+    cfg = DistillConfig(**{**CFG.__dict__, "epochs": 2})
+
+    def run(compile_, **kw):
+        t, s, g = _parts()
+        method = build_method("dfkd-fgvc", beta=10, gamma=8)
+        res = distill(t, s, GeneratorSynthesizer(g), method, tiny_loader,
+                      DistillConfig(**{**cfg.__dict__, "compile": compile_}), progress=False, **kw)
+        return res, (t, s, g, method)
+
+    eager, _ = run(False)
+    compiled, (t, s, g, method) = run(True)
+    assert compiled.history == [{**h, "wall_s": c["wall_s"]} for h, c in zip(eager.history, compiled.history)]
+    assert all(net._compiled_call_impl is not None for net in (t, s, g, *method.networks()))
+    assert {type(m).__name__ for m in method.networks()} >= {"MixedHighOrderAttention", "Projector"}
+    assert not any("_orig_mod" in k for k in s.state_dict())               # checkpoints keep their keys
+    # a checkpoint written without compiling resumes compiled (and the other way round)
+    ck = tmp_path / "run.pt"
+
+    def stop(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run(False, checkpoint=ck, on_epoch=stop)
+    resumed, _ = run(True, checkpoint=ck)
+    assert resumed.resumed_from_epoch == 1
+    assert resumed.history[1]["S/L_KD"] == eager.history[1]["S/L_KD"]
+
+
 def test_resume_refuses_a_checkpoint_of_another_run(tiny_loader, tmp_path):
     t, s, g = _parts()
     ck, one = tmp_path / "run.pt", DistillConfig(**{**CFG.__dict__, "epochs": 1})

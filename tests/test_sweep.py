@@ -115,12 +115,13 @@ def test_execution_fields_do_not_make_a_result_stale(tmp_path, monkeypatch):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(SPEC))
     run = planned_runs(p)[0]
-    fp32 = _result_of(run, config={"amp": None, "channels_last": not run["config"].get("channels_last", False)})
+    fp32 = _result_of(run, config={"amp": None, "channels_last": not run["config"].get("channels_last", False),
+                                   "compile": True})
     assert is_current(run, fp32)  # the same method and schedule in other arithmetic / memory format
     run["out"].parent.mkdir(parents=True)
     run["out"].write_text(json.dumps(fp32))
     assert list(load_results(p)["amp"]) == ["fp32"]  # what each run used stays visible in the table
-    with pytest.raises(ValueError, match="execution options are amp, channels_last; got epochs"):
+    with pytest.raises(ValueError, match="execution options are amp, channels_last, compile; got epochs"):
         run_sweep(p, execution={"epochs": 1})
 
 
@@ -210,6 +211,14 @@ def test_run_sweep_runs_only_the_picked_missing_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "run_distillation", fake)
     run_sweep(p, only="full", datasets="fashion-mnist,fashion-mnist-upper", seeds=[0], progress=False)
     assert calls == [("full__fashion-mnist-upper__s0.json", "full__fashion-mnist-upper__s0.state.pt")]
+    # the command line's execution options reach the run's config
+    real = fake.__wrapped__
+    monkeypatch.setattr(experiment, "run_distillation",
+                        functools.wraps(real)(lambda config, **kw: calls.append(config)))
+    from dfkd_lib.cli import main
+    assert main(["sweep", str(p), "--only", "full", "--seed", "1", "--dataset", "fashion-mnist", "--amp", "none",
+                 "--compile"]) == 0
+    assert calls[-1].compile and calls[-1].amp is None
 
 
 def test_sweep_status_counts_result_files(tmp_path):

@@ -64,6 +64,15 @@ class Method(nn.Module):
 
         return GeneratorSynthesizer(generator)
 
+    def networks(self) -> list[nn.Module]:
+        """This method's own modules that its losses call (its children, the members of a ``ModuleList`` or
+        ``ModuleDict`` one by one), for :func:`~dfkd_lib.engine.compile_networks`."""
+        out = []
+        for child in self.children():
+            out.extend(child.values() if isinstance(child, nn.ModuleDict) else
+                       child if isinstance(child, nn.ModuleList) else [child])
+        return out
+
     def generator_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss the generator minimises, and named float terms for logging."""
         raise NotImplementedError

@@ -113,5 +113,5 @@ def summarize(spec_path: str | Path):
         return df
     g = df.groupby(["dataset", "variant"], sort=False)
     out = g[["best", "last"]].agg(["mean", "std"]).round(2)
-    out["seeds"] = g.size()
+    out[("seeds", "")] = g.size()
     return out

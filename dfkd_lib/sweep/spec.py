@@ -8,14 +8,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import DistillConfig
+from ..config import EXECUTION_FIELDS, DistillConfig
 from ..utils import as_json, fast_mode
-
-
-#: Schedule fields that change how fast a run goes and its floating-point rounding, not the method: a result
-#: made with other values still counts as current, the file records what was used, and ``run_sweep(...,
-#: execution=...)`` (``sweep --amp none``) overrides them, e.g. fp32 on a CPU without bfloat16 hardware.
-EXECUTION_FIELDS = ("amp", "channels_last")
 
 
 SPEC_KEYS = ("name", "description", "datasets", "seeds", "common", "variants", "reuse")

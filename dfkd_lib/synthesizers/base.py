@@ -22,6 +22,10 @@ class Synthesizer:
     def sample(self, n: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def networks(self) -> list[nn.Module]:
+        """The networks its steps call, for :func:`~dfkd_lib.engine.compile_networks` (none by default)."""
+        return []
+
     def state_dict(self) -> dict:
         return {}
 

@@ -88,6 +88,9 @@ class GeneratorSynthesizer(Synthesizer):
                 self.generator.train(was_training)
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+    def networks(self) -> list[nn.Module]:
+        return [self.generator]
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "pool": self.pool.state_dict() if self.pool is not None else None,
