@@ -5,7 +5,7 @@ import argparse
 import shlex
 import sys
 
-from . import teachers
+from . import cli_distill, teachers
 
 TEACHER = teachers.TeacherConfig()  # the defaults of train-teacher's flags
 
@@ -17,7 +17,7 @@ def _command_line(argv) -> str:
 def _train_teacher(args, argv) -> int:
     cfg = teachers.TeacherConfig(dataset=args.dataset, arch=args.arch, width=args.width, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                 amp=None if args.amp == "none" else args.amp, train_limit=args.train_limit,
+                                 amp=cli_distill.amp_value(args.amp), train_limit=args.train_limit,
                                  root=args.root, image_size=args.image_size, classes=args.classes,
                                  pretrained=args.pretrained)
     if args.out is None and args.dataset not in ("fashion-mnist", "fashion-mnist-upper", "mnist"):
@@ -71,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("spec", help="JSON grid spec, e.g. results/bn_inversion_grid.json")
     g.add_argument("--device", default=None)
     g.set_defaults(func=_invert)
-    from . import cli_distill  # noqa: F401  (adds the distillation commands)
-    cli_distill.add_commands(sub)
+    cli_distill.add_commands(sub)  # distill, sweep, methods, ...
     return p
 
 

@@ -21,6 +21,11 @@ COMPILE_HELP = ("torch.compile the networks of each run (DistillConfig.compile):
                 "then faster steps; the result records it")
 
 
+def amp_value(flag: str) -> str | None:
+    """An ``--amp`` flag (``"bf16"`` or ``"none"``) as :attr:`DistillConfig.amp` takes it (``None``: fp32)."""
+    return None if flag == "none" else flag
+
+
 def _parse_options(pairs: list[str]) -> dict:
     """``["beta=10", "order=2"]`` -> ``{"beta": 10, "order": 2}`` (values parsed as JSON when they can be)."""
     out = {}
@@ -42,7 +47,7 @@ def _distill(args, argv) -> int:
              "lr_generator": args.lr_generator, "lr_student": args.lr_student, "seed": args.seed,
              "generator_steps": args.t, "student_steps": args.k, "pool_size": args.pool_size}
     base = DistillConfig.book if args.schedule == "book" else DistillConfig
-    cfg = base(amp=None if args.amp == "none" else args.amp, compile=args.compile,
+    cfg = base(amp=amp_value(args.amp), compile=args.compile,
                **{k: v for k, v in given.items() if v is not None})
     res = run_distillation(args.dataset, teacher=args.teacher, student=args.student,
                            student_width=args.student_width, method=args.method,
@@ -63,12 +68,12 @@ def _sweep(args, argv) -> int:
 
     if args.plan:
         plan = sweep_plan(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed,
-                          amp=None if args.amp is None else {"none": "fp32"}.get(args.amp, args.amp))
+                          amp=None if args.amp is None else amp_value(args.amp) or "fp32")
         if not plan.empty:
             print(plan.round(1).to_string(index=False))
         print(f"{args.spec}: {plan_summary(plan)}")
         return 0
-    execution = {} if args.amp is None else {"amp": None if args.amp == "none" else args.amp}
+    execution = {} if args.amp is None else {"amp": amp_value(args.amp)}
     if args.compile:
         execution["compile"] = True
     run_sweep(args.spec, only=args.only, datasets=args.dataset, seeds=args.seed, execution=execution,

@@ -75,6 +75,10 @@ class DistillConfig:
 #: other values still counts as current (:func:`dfkd_lib.sweep.is_current`), and the file records what was used.
 EXECUTION_FIELDS = ("amp", "channels_last", "compile")
 
+#: Fields a run may change when it resumes from its checkpoint (:func:`dfkd_lib.engine.distill`): how the
+#: networks are run, not what the saved state means.
+RESUMABLE_CHANGES = ("compile",)
+
 
 #: The schedule the book's results and the ``distill`` command use: 10 epochs x 20 iterations of t = 5 generator
 #: and k = 10 student steps of 64 images, student batches from a bank of the 640 most recent synthetic images

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .augment import augment_batch
 from .checkpoint import atomic_save, safe_load, write_json
-from .config import DistillConfig
+from .config import RESUMABLE_CHANGES, DistillConfig
 from .hooks import NoBatchNormError, batchnorm_layers
 from .methods.base import Method
 from .step import as_batch, check_finite, forward_step
@@ -86,9 +86,9 @@ def student_step(teacher: nn.Module, student: nn.Module, synthesizer: Synthesize
 
 
 def _resumable(config: dict) -> dict:
-    """A checkpoint's schedule as a resumed run must match it: without ``compile`` (which a run may change when it
-    resumes), with the defaults of fields the checkpoint is older than."""
-    return {k: v for k, v in {**as_json(asdict(DistillConfig())), **config}.items() if k != "compile"}
+    """A checkpoint's schedule as a resumed run must match it: without :data:`~dfkd_lib.config.RESUMABLE_CHANGES`,
+    with the defaults of fields the checkpoint is older than."""
+    return {k: v for k, v in {**as_json(asdict(DistillConfig())), **config}.items() if k not in RESUMABLE_CHANGES}
 
 
 @dataclass

@@ -7,8 +7,8 @@ import pandas as pd
 
 from dfkd_lib.experiment import run_distillation
 from dfkd_lib.sweep import (expected_fields, is_current, load_histories, load_results, load_run, load_spec,
-                            planned_runs,
-                            plan_summary, result_path, run_sweep, sweep_plan, sweep_provenance, sweep_status)
+                            pending_runs, plan_summary, planned_runs, result_path, run_states, run_sweep, sweep_plan,
+                            sweep_provenance, sweep_status)
 
 
 def test_planned_runs_merge_common_and_variant_options(tmp_path):
@@ -74,6 +74,12 @@ def test_runs_go_seed_by_seed_and_stale_results_are_recognised(tmp_path, monkeyp
     runs[0]["out"].write_text(json.dumps(_result_of(runs[0], config={"epochs": 1})))
     df = load_results(p)
     assert list(df["variant"]) == ["full"] and df["best"].iloc[0] == 50
+    # run_states: the one reading of the files; pending_runs: what is missing or stale, and which is stale
+    states = list(run_states(p))
+    assert [(r is not None, current) for _, r, current in states[:3]] == [(True, False), (True, True), (False, False)]
+    pending = {(run["variant"], run["seed"], run["dataset"]): stale for run, stale, _ in pending_runs(p, seeds="0")}
+    assert pending == {("baseline", 0, "fashion-mnist"): True, ("baseline", 0, "fashion-mnist-upper"): False,
+                       ("full", 0, "fashion-mnist-upper"): False}
 
 
 def test_a_file_older_than_a_config_field_counts_as_its_default(tmp_path, monkeypatch):

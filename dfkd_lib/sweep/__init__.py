@@ -35,8 +35,8 @@ from .results import (finished_runs, load_histories, load_results, load_run, sum
                       sweep_status)
 from .run import run_sweep
 from .spec import (EXECUTION_FIELDS, SPEC_KEYS, expected_fields, is_current, load_spec, pending_runs, planned_runs,
-                   result_path, select_runs)
+                   result_path, run_states, select_runs)
 
 __all__ = ["EXECUTION_FIELDS", "SPEC_KEYS", "expected_fields", "finished_runs", "is_current", "load_histories",
            "load_results", "load_run", "load_spec", "pending_runs", "plan_summary", "planned_runs", "result_path",
-           "run_sweep", "select_runs", "summarize", "sweep_plan", "sweep_provenance", "sweep_status"]
+           "run_sweep", "run_states", "select_runs", "summarize", "sweep_plan", "sweep_provenance", "sweep_status"]

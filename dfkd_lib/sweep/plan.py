@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .results import result_row
-from .spec import _identical, is_current, planned_runs, read_result, reused_specs, select_runs
+from .spec import pending_runs, run_states
 
 
 def _machine_factor(done, here: str) -> float:
@@ -39,19 +39,11 @@ def sweep_plan(spec_path: str | Path, only: str | list[str] | None = None, datas
 
     if amp not in (None, "bf16", "fp32"):
         raise ValueError(f"amp is 'bf16' or 'fp32' (or None for the spec's own); got {amp!r}")
-    selected = {run["out"] for run in select_runs(spec_path, only, datasets, seeds, fast)}
-    finished, pending = [], []
-    for run in planned_runs(spec_path, fast):
-        r = read_result(run["out"])
-        if r is not None and is_current(run, r):
-            finished.append(result_row(run, r))
-        elif run["out"] in selected:
-            pending.append(run)
-    done, here, reuse = pd.DataFrame(finished), cpu_name(), reused_specs(spec_path)
+    states = list(run_states(spec_path, fast))
+    done, here = pd.DataFrame([result_row(run, r) for run, r, current in states if current]), cpu_name()
     factor = _machine_factor(done, here) if not done.empty else 1.0
     rows = []
-    for run in pending:
-        source = _identical(run, reuse)
+    for run, _, source in pending_runs(spec_path, only, datasets, seeds, fast, states=states):
         row = {"variant": run["variant"], "dataset": run["dataset"], "seed": run["seed"],
                "estimate_min": float("nan"), "estimated_from": 0, "copy_of": "" if source is None else str(source)}
         if source is not None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .spec import is_current, planned_runs, read_result
+from .spec import planned_runs, run_states
 
 
 def finished_runs(spec_path: str | Path, fast: bool | None = None):
-    """``(run, result)`` for every planned run whose result file exists and is current (see :func:`is_current`);
+    """``(run, result)`` for every planned run whose result file exists and is current (see :func:`~dfkd_lib.sweep.spec.is_current`);
     ``fast=False`` reads the real results even in fast mode (a chapter under test shows what the book shows)."""
-    for run in planned_runs(spec_path, fast):
-        r = read_result(run["out"])
-        if r is not None and is_current(run, r):
-            yield run, r
+    return ((run, r) for run, r, current in run_states(spec_path, fast) if current)
 
 
 def load_run(spec_path: str | Path, variant: str, dataset: str, seed: int) -> tuple[dict, Path]:
@@ -24,10 +21,9 @@ def load_run(spec_path: str | Path, variant: str, dataset: str, seed: int) -> tu
         KeyError: the spec plans no such run. FileNotFoundError: the run has no current result file (the
         message gives the command that makes it).
     """
-    for run in planned_runs(spec_path, fast=False):
+    for run, r, current in run_states(spec_path, fast=False):
         if (run["variant"], run["dataset"], run["seed"]) == (variant, dataset, seed):
-            r = read_result(run["out"])
-            if r is None or not is_current(run, r):
+            if not current:
                 raise FileNotFoundError(f"{run['out']} is missing or stale: run python -m dfkd_lib sweep "
                                         f"{spec_path} --only {variant} --dataset {dataset} --seed {seed}")
             return r, run["out"]

@@ -131,7 +131,7 @@ def reused_specs(spec_path: str | Path) -> list[Path]:
     return [Path(spec_path).parent / name for name in load_spec(spec_path).get("reuse", [])]
 
 
-def _identical(run: dict, reuse: list[Path]) -> Path | None:
+def reused_result(run: dict, reuse: list[Path]) -> Path | None:
     """A current result of the same run in one of the ``reuse`` sweeps (see :mod:`dfkd_lib.reuse`), or ``None``."""
     from ..reuse import identical_result
 
@@ -140,6 +140,14 @@ def _identical(run: dict, reuse: list[Path]) -> Path | None:
     candidates = [o["out"] for spec in reuse for o in planned_runs(spec, fast=False)
                   if o["seed"] == run["seed"] and o["out"].is_file()]
     return identical_result(run, candidates, lambda result: is_current(run, result))
+
+
+def run_states(spec_path: str | Path, fast: bool | None = None):
+    """``(run, result, current)`` for every planned run: its result file's JSON (``None`` when there is none) and
+    whether that file is current (:func:`is_current`). The one place that reads a sweep's result files."""
+    for run in planned_runs(spec_path, fast):
+        result = read_result(run["out"])
+        yield run, result, result is not None and is_current(run, result)
 
 
 def select_runs(spec_path: str | Path, only: str | list[str] | None = None, datasets: str | list[str] | None = None,
@@ -165,12 +173,13 @@ def select_runs(spec_path: str | Path, only: str | list[str] | None = None, data
 
 def pending_runs(spec_path: str | Path, only: str | list[str] | None = None,
                  datasets: str | list[str] | None = None, seeds: str | list[int] | None = None,
-                 fast: bool | None = None):
+                 fast: bool | None = None, states=None):
     """The selected runs (:func:`select_runs`) whose result is missing or stale, as ``(run, stale, copy_of)``:
     ``stale`` is True when a result file exists but no longer matches the spec, ``copy_of`` the path of the same
-    run's current result in a sweep the spec reuses (:mod:`dfkd_lib.reuse`), else ``None``."""
+    run's current result in a sweep the spec reuses (:mod:`dfkd_lib.reuse`), else ``None``. ``states``: the
+    :func:`run_states` of the spec when the caller has read them already."""
     reuse = reused_specs(spec_path)
-    for run in select_runs(spec_path, only, datasets, seeds, fast):
-        old = read_result(run["out"])
-        if old is None or not is_current(run, old):
-            yield run, old is not None, _identical(run, reuse)
+    selected = {run["out"] for run in select_runs(spec_path, only, datasets, seeds, fast)}
+    for run, result, current in run_states(spec_path, fast) if states is None else states:
+        if run["out"] in selected and not current:
+            yield run, result is not None, reused_result(run, reuse)
