@@ -114,7 +114,8 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
         generator, generator_width, nz, generator_options: the synthesiser's generator.
         config: schedule; in fast mode (``DFKD_FAST=1``) shrunk by :func:`fast_config`.
         out: result JSON path (config, per-epoch accuracy, best/last, wall time, provenance).
-        checkpoint: resumable training checkpoint path.
+        checkpoint: resumable training checkpoint path. It names the teacher by its file's sha256 (the manifest's),
+            not its path, so a run resumes in a moved or re-cloned checkout.
         test_limit: evaluate on the first N test images only (smoke tests).
         save_weights: with ``out``, also write the final student and generator ``state_dict``s (float16)
             to ``out`` with suffix ``.weights.pt``; the result records its name and sha256, and
@@ -169,7 +170,7 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     loader = real_test_loader(spec, limit=test_limit)
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"],
-                     identity={"dataset": dataset, "teacher": str(teacher_path), "student": [student, student_width],
+                     identity={"dataset": dataset, "teacher": manifest.get("sha256") or str(teacher_path), "student": [student, student_width],
                                "method": method, "generator": [generator, generator_width, nz],
                                "resolved": resolved})
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),

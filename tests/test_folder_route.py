@@ -99,6 +99,16 @@ def test_teacher_and_student_on_a_folder_from_the_command_line(tmp_path, monkeyp
     res = json.loads(out.read_text())
     assert res["data"]["image_size"] == 32 and res["data"]["mean"] == manifest["data"]["mean"]
     assert res["test_images"] == 4  # the two warbler classes' test images only
+    # a checkpoint names its teacher by content: the same teacher file elsewhere (a moved checkout) resumes it
+    ckpt, moved = tmp_path / "r.state.pt", tmp_path / "moved" / "t.pt"
+    moved.parent.mkdir()
+    for suffix in (".pt", ".json"):
+        moved.with_suffix(suffix).write_bytes(teacher.with_suffix(suffix).read_bytes())
+    for t in (teacher, moved):
+        assert main(["distill", "--dataset", "folder", "--teacher", str(t), "--out", str(tmp_path / "c.json"),
+                     "--checkpoint", str(ckpt), "--student-width", "4", "--generator-width", "4"]) == 0
+    resumed = json.loads((tmp_path / "c.json").read_text())
+    assert resumed["resumed_from_epoch"] == len(resumed["history"])  # finished before the move: nothing rerun
     capsys.readouterr()
     assert main(["distill", "--dataset", "folder", "--teacher", str(teacher), "--image-size", "64"]) == 2
     assert "takes 32 px images, not 64 px" in capsys.readouterr().err
