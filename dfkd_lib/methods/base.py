@@ -59,7 +59,7 @@ class Method(nn.Module):
         """The synthesiser that trains ``generator`` for this method in a run built by name
         (:func:`~dfkd_lib.experiment.run_distillation`), for the teacher's data set ``spec``:
         :class:`~dfkd_lib.synthesizers.GeneratorSynthesizer` unless a method needs another (MAD: a momentum copy;
-        CMI: a restarted generator per batch)."""
+        CMI: a generator re-initialised per batch)."""
         from ..synthesizers import GeneratorSynthesizer
 
         return GeneratorSynthesizer(generator)

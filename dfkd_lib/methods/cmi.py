@@ -1,8 +1,8 @@
 """CMI: Contrastive Model Inversion for Data-Free Knowledge Distillation (Fang, Song, Wang, Shen, Wang, Song;
 IJCAI 2021).
 
-Synthesis (:class:`~dfkd_lib.synthesizers.CMISynthesizer`): every iteration a generator restarted from its initial
-weights and a fresh latent are optimised for ``steps`` steps under the BN-statistics prior, a one-hot class
+Synthesis (:class:`~dfkd_lib.synthesizers.CMISynthesizer`): every iteration a generator with new random weights
+and a fresh latent are optimised for ``steps`` steps under the BN-statistics prior, a one-hot class
 term, an adversarial term on the images the student already classifies like the teacher, and a contrastive term
 that makes each new batch unlike the earlier ones (a memory bank of their embeddings); the best batch joins an
 image pool. The student minimises KD on batches drawn from the pool (``k`` steps per iteration).
@@ -44,7 +44,7 @@ class CMI(Method):
     name = "cmi"
     uses_bn = False          # the BN prior lives in the synthesiser's inversion
     bn_prior = True
-    synthesis = "a generator restarted per batch, contrastive; pooled (CMISynthesizer)"
+    synthesis = "a generator re-initialised per batch, contrastive; pooled (CMISynthesizer)"
     generator_steps = 1
 
     def __init__(self, steps: int = 50, lr: float = 1e-3, alpha_bn: float = 1.0, alpha_oh: float = 1.0,

@@ -6,7 +6,7 @@
 :class:`GeneratorSynthesizer`              a generator trained adversarially (DFAD, DAFL, DFKD-FGVC, ...);
                                            :func:`train_generator_bn`: one fitted to BN statistics alone
 :class:`MomentumGeneratorSynthesizer`      the same with an EMA copy mixed into student batches (MAD)
-:class:`CMISynthesizer` (``cmi``)          contrastive model inversion: a restarted generator per pooled batch
+:class:`CMISynthesizer` (``cmi``)          contrastive model inversion: a re-initialised generator per pooled batch
 :class:`FeatureExchangeSynthesizer`        a pool of generator features, exchanged channel-wise (SpaceshipNet)
 :class:`InversionSynthesizer`              DeepInversion / ADI pixel optimisation (``deepinversion``)
 :class:`ZSKDSynthesizer`                   ZSKD pixel optimisation towards Dirichlet soft targets (``zskd``)

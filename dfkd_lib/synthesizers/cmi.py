@@ -2,11 +2,12 @@
 re-started generator, made different from the batches before it by a contrastive term."""
 from __future__ import annotations
 
-import copy
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torchvision.transforms import v2
 
 from ..augment import augment_batch
@@ -27,10 +28,38 @@ def local_views(x: torch.Tensor, scale: tuple[float, float] = (0.25, 1.0)) -> to
     return torch.stack([view(img) for img in x])
 
 
+def redraw_weights(module: nn.Module, seed: int) -> None:
+    """New random weights for every layer of ``module``, in place, drawn as at construction (each layer's
+    ``reset_parameters``: weights, biases, BatchNorm's affine parameters and running statistics) from torch's RNG
+    seeded with ``seed``; torch's global RNG is left as it was. CMI's ``reset_model`` before each batch.
+
+    A parametrised weight (spectral norm) is drawn in its original tensor as torch's Linear and Conv layers draw
+    theirs (``kaiming_uniform_`` with ``a = sqrt(5)``); the parametrisation's buffers (spectral norm's singular-vector
+    estimates) are drawn from N(0, 1) and iterated 15 times on the new tensor, as at construction."""
+    devices = sorted({p.device.index or 0 for p in module.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()  # a parametrised weight is not reached here: drawn below
+            if not parametrize.is_parametrized(layer):
+                continue
+            was_training = layer.training
+            layer.train()
+            for name, chain in layer.parametrizations.items():
+                nn.init.kaiming_uniform_(chain.original, a=math.sqrt(5))
+                for buffer in chain.buffers():
+                    buffer.normal_()
+                for _ in range(15):  # spectral norm's power iteration, as at construction
+                    getattr(layer, name)
+            layer.train(was_training)
+
+
 class CMISynthesizer(PixelPoolSynthesizer):
     """Each :meth:`synthesis_step` makes one batch by CMI's inversion and adds it to the image pool.
 
-    The generator is put back to its initial weights and a fresh latent ``z`` is drawn; both are optimised by Adam
+    The generator gets new random weights (:func:`redraw_weights`, from the batch's seed) and a fresh latent ``z`` is
+    drawn; both are optimised by Adam
     for ``steps`` steps on ``B`` images of balanced target classes ``y``, minimising (CMI Eq. 9)::
 
         alpha_bn * L_BN(x_g) + alpha_oh * CE(T(x_g), y) + alpha_adv * L_adv + alpha_cr * L_cr
@@ -44,9 +73,8 @@ class CMISynthesizer(PixelPoolSynthesizer):
     teacher (:meth:`~dfkd_lib.hooks.BNStatistics.channel_means`), projected by an MLP head that is trained
     with the generator and kept across batches. The batch with the lowest loss over the steps is kept.
 
-    Where we differ from CMI's public code: the generator restarts from the same initial weights every batch (the
-    code draws new random weights; here ``z`` and the targets make the batches differ), and the bank holds the
-    embeddings of the kept batches only.
+    As in CMI's public code, the generator is re-initialised for every batch; where we differ from it: the bank holds
+    the embeddings of the kept batches only.
 
     Args:
         generator: maps ``z (N, nz)`` to images ``(N, C, H, W)`` in the teacher's input space (``nz`` and
@@ -79,7 +107,6 @@ class CMISynthesizer(PixelPoolSynthesizer):
         self.generator, self.steps, self.lr = generator, int(steps), float(lr)
         self.alpha = {"bn": alpha_bn, "oh": alpha_oh, "adv": alpha_adv, "cr": alpha_cr}
         self.cr_temperature, self.bank_size, self.head_dim = float(cr_temperature), int(bank_size), int(head_dim)
-        self.initial = copy.deepcopy(generator.state_dict())
         self.head: nn.Module | None = None
         self.head_optimizer: torch.optim.Optimizer | None = None
         self.bank: torch.Tensor | None = None
@@ -98,8 +125,8 @@ class CMISynthesizer(PixelPoolSynthesizer):
         if self._done():
             return {}
         amp, n = self.options.get("amp"), int(self.batch_size)
-        self.generator.to(self.device).load_state_dict(self.initial)
-        self.generator.train()
+        self.generator.to(self.device).train()
+        redraw_weights(self.generator, self._batch_seed())
         gen = torch.Generator().manual_seed(self._batch_seed())
         z = torch.randn(n, self.generator.nz, generator=gen).to(self.device).requires_grad_(True)
         k = self.spec.num_classes
@@ -143,13 +170,13 @@ class CMISynthesizer(PixelPoolSynthesizer):
         return {**logs, "pool": float(len(self.pool))}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "initial": self.initial, "bank": self.bank,
+        return {**super().state_dict(), "bank": self.bank,
                 "head": None if self.head is None else self.head.state_dict(),
                 "head_optimizer": None if self.head is None else self.head_optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.initial, self.bank = state["initial"], state["bank"]
+        self.bank = state["bank"]
         if state["head"] is not None:
             self._build_head(self.bank.shape[1])
             self.head.load_state_dict(state["head"])
