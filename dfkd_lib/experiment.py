@@ -25,7 +25,8 @@ from .teachers import default_teacher_path, load_teacher, real_test_loader
 from .utils import default_device, fast_mode
 
 #: Methods whose images are optimised pixels (dfkd_lib.synthesizers); ``method_options`` then also carry the
-#: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
+#: synthesiser's options (steps, alpha_tv, alpha_f, alpha_c, ...), see
+#: :func:`~dfkd_lib.methods.inversion.make_inversion_run`.
 INVERSION_METHODS = ("deepinversion", "di", "adi", "zskd")
 #: Reference runs on real training images (:mod:`dfkd_lib.synthesizers.real`): upper bounds, not data-free.
 REFERENCE_METHODS = ("real-kd", "real-labels")
@@ -170,8 +171,8 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     loader = real_test_loader(spec, limit=test_limit)
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"],
-                     identity={"dataset": dataset, "teacher": manifest.get("sha256") or str(teacher_path), "student": [student, student_width],
-                               "method": method, "generator": [generator, generator_width, nz],
+                     identity={"dataset": dataset, "teacher": manifest.get("sha256") or str(teacher_path),
+                               "student": [student, student_width], "method": method, "generator": [generator, generator_width, nz],
                                "resolved": resolved})
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),
                                              "architecture": manifest["architecture"],

@@ -1,5 +1,5 @@
 """Contrastive model inversion (CMI; Fang, Song, Wang, Shen, Wang, Song; IJCAI 2021): one batch at a time from a
-re-started generator, made different from the batches before it by a contrastive term."""
+re-initialised generator, made different from the batches before it by a contrastive term."""
 from __future__ import annotations
 
 import math
@@ -59,8 +59,8 @@ class CMISynthesizer(PixelPoolSynthesizer):
     """Each :meth:`synthesis_step` makes one batch by CMI's inversion and adds it to the image pool.
 
     The generator gets new random weights (:func:`redraw_weights`, from the batch's seed) and a fresh latent ``z`` is
-    drawn; both are optimised by Adam
-    for ``steps`` steps on ``B`` images of balanced target classes ``y``, minimising (CMI Eq. 9)::
+    drawn; both are optimised by Adam for ``steps`` steps on ``B`` images of balanced target classes ``y``,
+    minimising (CMI Eq. 9)::
 
         alpha_bn * L_BN(x_g) + alpha_oh * CE(T(x_g), y) + alpha_adv * L_adv + alpha_cr * L_cr
 
