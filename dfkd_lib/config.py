@@ -28,6 +28,10 @@ class DistillConfig:
         augment: random crop (edge padding of 4 pixels) and horizontal flip of every student batch before the
             student step (:func:`~dfkd_lib.augment.augment_batch`, as CMI and Fast-DFKD augment their memory
             bank); off in Algorithm 1.
+        generator_sampling: ``"eval"`` (default): the student's fresh images come from the generator in eval mode
+            (its BN layers normalise by their running statistics, which sampling leaves unchanged); ``"train"``:
+            in train mode (BN by each batch's own statistics, the running ones updated), as DFAD's public code
+            samples. Generator steps always run in train mode.
         compile: ``torch.compile`` the networks the steps call (teacher, student, the generator, the method's
             modules; :func:`~dfkd_lib.engine.compile_networks`), in place. The first run of a configuration spends
             minutes compiling; later runs read torch's on-disk cache. A run may resume with another value.
@@ -50,6 +54,7 @@ class DistillConfig:
     pool_fraction: float = 1.0
     channels_last: bool = False
     augment: bool = False
+    generator_sampling: str = "eval"
     compile: bool = False
 
     def __post_init__(self):
@@ -59,6 +64,8 @@ class DistillConfig:
         if self.pool_size < 0 or not 0.0 <= self.pool_fraction <= 1.0:
             raise ValueError(f"pool_size must be >= 0 and pool_fraction in [0, 1], got {self.pool_size}, "
                              f"{self.pool_fraction}")
+        if self.generator_sampling not in ("eval", "train"):
+            raise ValueError(f"generator_sampling must be 'eval' or 'train', got {self.generator_sampling!r}")
         for name in ("generator_steps", "student_steps"):
             v = getattr(self, name)
             if v is not None and v < 0:

@@ -21,7 +21,8 @@ def _parts(seed=0):
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(iterations_per_epoch=0),
-                                 dict(pool_size=-1), dict(pool_fraction=1.5), dict(generator_steps=-1)])
+                                 dict(pool_size=-1), dict(pool_fraction=1.5), dict(generator_steps=-1),
+                                 dict(generator_sampling="batch")])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         DistillConfig(**bad)
@@ -65,6 +66,21 @@ def test_sample_runs_the_generator_in_eval_mode_and_leaves_its_state():
     hook.remove()
     assert seen == [False] and g.training
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bn))  # sampling moves no BN statistic
+
+
+def test_train_mode_sampling_normalises_by_the_batch_as_dfad_samples():
+    _, _, g = _parts()
+    synth = GeneratorSynthesizer(g)
+    synth.setup(DistillConfig(batch_size=4, generator_sampling="train"), torch.device("cpu"))
+    g.eval()
+    bn = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in bn]
+    seen = []
+    hook = g.register_forward_pre_hook(lambda mod, inp: seen.append(mod.training))
+    synth.sample(4)
+    hook.remove()
+    assert seen == [True] and not g.training  # train mode while sampling, the caller's mode restored
+    assert not any(torch.equal(b, m.running_mean) for b, m in zip(before, bn))  # batch statistics used and tracked
 
 
 def test_a_run_with_a_bank_resumes_to_the_same_result(tiny_loader, tmp_path):

@@ -105,12 +105,8 @@ class FeatureExchangeSynthesizer(GeneratorSynthesizer):
         partner = h[torch.randperm(n, generator=self._rng).to(h.device)]
         exchange = (torch.rand(n, generator=self._rng) < self.p).to(h.device)[:, None, None, None]
         h = torch.where(exchange, channel_exchange(h, partner, self.fraction, self._rng), h)
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with self.sampling_mode():
             return self.generator.forward_from(self.levels[j], h)
-        finally:
-            self.generator.train(was_training)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "features": self.features, "count": self._count, "z": self._z,

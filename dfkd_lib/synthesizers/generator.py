@@ -1,6 +1,8 @@
 """A generator trained adversarially against the student: the synthesiser of DFAD, DAFL, DFKD-FGVC and kin."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -32,6 +34,7 @@ class GeneratorSynthesizer(Synthesizer):
         self.device = torch.device("cpu")
         self.pool: ImagePool | None = None
         self.pool_fraction = 1.0
+        self.sampling = "eval"
         self._pool_gen = torch.Generator()
 
     def setup(self, config: DistillConfig, device: torch.device) -> None:
@@ -43,6 +46,7 @@ class GeneratorSynthesizer(Synthesizer):
                                           betas=config.betas)
         self.pool = ImagePool(config.pool_size) if config.pool_size > 0 else None
         self.pool_fraction = config.pool_fraction
+        self.sampling = config.generator_sampling
         self._pool_gen.manual_seed(config.seed + 1)
 
     def synthesis_step(self, teacher, student, method, config):
@@ -80,13 +84,19 @@ class GeneratorSynthesizer(Synthesizer):
         from_pool = round(n * self.pool_fraction) if self.pool is not None and len(self.pool) else 0
         parts = [self.pool.sample(from_pool, generator=self._pool_gen)] if from_pool else []
         if n - from_pool > 0:
-            was_training = self.generator.training
-            self.generator.eval()
-            try:
+            with self.sampling_mode():
                 parts.append(self.generator(self.generator.sample_z(n - from_pool, self.device)))
-            finally:
-                self.generator.train(was_training)
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    @contextlib.contextmanager
+    def sampling_mode(self):
+        """The generator in the mode of :attr:`sampling` (``config.generator_sampling``), restored on exit."""
+        was_training = self.generator.training
+        self.generator.train(self.sampling == "train")
+        try:
+            yield self.generator
+        finally:
+            self.generator.train(was_training)
 
     def networks(self) -> list[nn.Module]:
         return [self.generator]
