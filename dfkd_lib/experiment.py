@@ -172,8 +172,8 @@ def run_distillation(dataset: str = "fashion-mnist", *, teacher: str | Path | No
     result = distill(t_model, s_model, synth, m, loader, config, device=device,
                      checkpoint=checkpoint, progress=progress, teacher_accuracy=manifest["test_accuracy"],
                      identity={"dataset": dataset, "teacher": manifest.get("sha256") or str(teacher_path),
-                               "student": [student, student_width], "method": method, "generator": [generator, generator_width, nz],
-                               "resolved": resolved})
+                               "student": [student, student_width], "method": method,
+                               "generator": [generator, generator_width, nz], "resolved": resolved})
     extra = {"dataset": dataset, "teacher": {"path": str(teacher_path), "sha256": manifest.get("sha256"),
                                              "architecture": manifest["architecture"],
                                              "width": manifest["width"]},

@@ -54,33 +54,23 @@ def test_pool_fraction_mixes_fresh_and_banked_images():
     assert sum(in_bank) == 4
 
 
-def test_sample_runs_the_generator_in_eval_mode_and_leaves_its_state():
+@pytest.mark.parametrize("sampling", ["eval", "train"])
+def test_sample_runs_the_generator_in_its_sampling_mode_and_restores_the_callers(sampling):
+    """eval: BN by running statistics, none moved; train (as DFAD samples): by the batch's, the running ones track it."""
     _, _, g = _parts()
     synth = GeneratorSynthesizer(g)
-    synth.setup(DistillConfig(batch_size=4), torch.device("cpu"))
+    synth.setup(DistillConfig(batch_size=4, generator_sampling=sampling), torch.device("cpu"))
+    caller_training = sampling == "eval"          # the caller's mode is the other one: it must come back
+    g.train(caller_training)
     bn = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     before = [m.running_mean.clone() for m in bn]
     seen = []
     hook = g.register_forward_pre_hook(lambda mod, inp: seen.append(mod.training))
     synth.sample(4)
     hook.remove()
-    assert seen == [False] and g.training
-    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bn))  # sampling moves no BN statistic
-
-
-def test_train_mode_sampling_normalises_by_the_batch_as_dfad_samples():
-    _, _, g = _parts()
-    synth = GeneratorSynthesizer(g)
-    synth.setup(DistillConfig(batch_size=4, generator_sampling="train"), torch.device("cpu"))
-    g.eval()
-    bn = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    before = [m.running_mean.clone() for m in bn]
-    seen = []
-    hook = g.register_forward_pre_hook(lambda mod, inp: seen.append(mod.training))
-    synth.sample(4)
-    hook.remove()
-    assert seen == [True] and not g.training  # train mode while sampling, the caller's mode restored
-    assert not any(torch.equal(b, m.running_mean) for b, m in zip(before, bn))  # batch statistics used and tracked
+    assert seen == [sampling == "train"] and g.training == caller_training
+    moved = [not torch.equal(b, m.running_mean) for b, m in zip(before, bn)]
+    assert all(moved) if sampling == "train" else not any(moved)
 
 
 def test_a_run_with_a_bank_resumes_to_the_same_result(tiny_loader, tmp_path):
